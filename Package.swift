@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Library products only. Benchmarks (Benchmarks/) and fuzzers (Fuzz/) are packages of their own
+// that depend on this one, so a server that depends on Coil never resolves their dependencies.
+let package = Package(
+    name: "Coil",
+    products: [
+        .library(name: "Coil", targets: ["Coil"]),
+        .library(name: "CoilCore", targets: ["CoilCore"]),
+    ],
+    targets: [
+        // The C core: io_uring driver and lock-free queues. Links the system liburing (liburing-dev).
+        .target(
+            name: "CCoil",
+            path: "CSources/CCoil",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        // Poll/Future/Waker and the task: knows nothing of threads, rings or sockets.
+        .target(name: "CoilCore"),
+        .target(name: "Coil", dependencies: ["CCoil", "CoilCore"]),
+        .testTarget(name: "CoilTests", dependencies: ["Coil", "CCoil"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
