@@ -8,6 +8,8 @@ let package = Package(
     products: [
         .library(name: "Coil", targets: ["Coil"]),
         .library(name: "CoilCore", targets: ["CoilCore"]),
+        // The C core on its own, for C harnesses that link the queues and the ring driver.
+        .library(name: "CCoil", targets: ["CCoil"]),
     ],
     targets: [
         // The C core: io_uring driver and lock-free queues. Links the system liburing (liburing-dev).
