@@ -1,6 +1,234 @@
 /* ring.c -- io_uring setup, submission, completion and wake-ups (see coil_ring.h). */
 #include "coil_ring.h"
 #include "coil_mpmc.h" /* COIL_CACHE_LINE */
+#include <liburing.h>
+#include <stdatomic.h>
+
+_Static_assert(COIL_SETUP_CQSIZE == IORING_SETUP_CQSIZE && COIL_SETUP_SUBMIT_ALL == IORING_SETUP_SUBMIT_ALL &&
+               COIL_SETUP_COOP_TASKRUN == IORING_SETUP_COOP_TASKRUN && COIL_SETUP_TASKRUN_FLAG == IORING_SETUP_TASKRUN_FLAG &&
+               COIL_SETUP_SINGLE_ISSUER == IORING_SETUP_SINGLE_ISSUER && COIL_SETUP_DEFER_TASKRUN == IORING_SETUP_DEFER_TASKRUN,
+               "COIL_SETUP_* mirror IORING_SETUP_*");
+_Static_assert(COIL_CQE_F_BUFFER == IORING_CQE_F_BUFFER && COIL_CQE_F_MORE == IORING_CQE_F_MORE &&
+               COIL_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "COIL_CQE_* mirror IORING_CQE_*");
+_Static_assert(COIL_ASYNC_CANCEL_ALL == IORING_ASYNC_CANCEL_ALL && COIL_TIMEOUT_ABS == IORING_TIMEOUT_ABS,
+               "cancel and timeout flags");
+
+typedef struct coil_ring {
+    struct io_uring ring;
+    unsigned setup_flags;    /* IORING_SETUP_* flags the ring was created with */
+    unsigned policy;         /* COIL_RING_* bits asked for */
+    bool registered_fd;      /* io_uring_register_ring_fd succeeded */
+    int wake_fd;             /* eventfd for coil_ring_wake, -1 until enabled */
+    bool wake_armed;         /* a read of wake_fd is queued or in flight */
+    uint64_t wake_value;     /* the armed read's target: the kernel writes here */
+    _Atomic(int) wake_pending; /* a wake was written and not yet consumed (coalesces wakes) */
+    uint64_t wakeups;        /* wake completions absorbed by reap (statistics) */
+    uint64_t overflow_flushes; /* times reap asked the kernel to flush overflowed completions */
+    struct __kernel_timespec *timespecs; /* one per SQ slot: a timeout's timespec lives until submit */
+    struct io_uring_sqe *last_sqe;       /* the most recently prepared SQE (for linking) */
+} coil_ring_t;
+
+typedef struct coil_buf_ring {
+    struct io_uring_buf_ring *ring; /* shared with the kernel (mmap'd, page aligned) */
+    size_t ring_bytes;
+    unsigned char *buffers;         /* entries * buffer_size bytes */
+    unsigned entries;
+    unsigned buffer_size;
+    uint16_t group_id;
+    coil_ring_t *owner;
+} coil_buf_ring_t;
+
+int coil_ring_fd(const coil_ring_t *r) { return r->ring.ring_fd; }
+unsigned coil_ring_setup_flags(const coil_ring_t *r) { return r->setup_flags; }
+unsigned coil_ring_features(const coil_ring_t *r) { return r->ring.features; }
+bool coil_ring_has_registered_fd(const coil_ring_t *r) { return r->registered_fd; }
+unsigned coil_ring_sq_entries(const coil_ring_t *r) { return r->ring.sq.ring_entries; }
+unsigned coil_ring_cq_entries(const coil_ring_t *r) { return r->ring.cq.ring_entries; }
+uint64_t coil_ring_wakeups(const coil_ring_t *r) { return r->wakeups; }
+uint64_t coil_ring_overflow_flushes(const coil_ring_t *r) { return r->overflow_flushes; }
+unsigned coil_ring_sq_pending(const coil_ring_t *r) { return io_uring_sq_ready(&r->ring); }
+/* Returns 0 and an SQE in *out, submitting first when the SQ is full (never drops). */
+static inline int coil_ring_get_sqe(coil_ring_t *r, struct io_uring_sqe **out) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (__builtin_expect(sqe == NULL, 0)) {
+        int ret = coil_ring_flush_sq(r);
+        if (ret < 0) return ret;
+        sqe = io_uring_get_sqe(&r->ring);
+        if (!sqe) return -EBUSY;
+    }
+    r->last_sqe = sqe;
+    *out = sqe;
+    return 0;
+}
+unsigned char *coil_buf_ring_buffer(const coil_buf_ring_t *b, uint16_t bid) {
+    return b->buffers + (size_t)bid * b->buffer_size;
+}
+void coil_buf_ring_recycle(coil_buf_ring_t *b, uint16_t bid) {
+    io_uring_buf_ring_add(b->ring, coil_buf_ring_buffer(b, bid), b->buffer_size, bid,
+                          io_uring_buf_ring_mask(b->entries), 0);
+    /* release: the kernel must see the entry before the new tail */
+    io_uring_buf_ring_advance(b->ring, 1);
+}
+
+
+#define COIL__SQE_OR_RETURN(r, sqe)                                                                  \
+    struct io_uring_sqe *sqe;                                                                      \
+    do {                                                                                           \
+        int coil__err = coil_ring_get_sqe((r), &sqe);                                              \
+        if (coil__err) return coil__err;                                                           \
+    } while (0)
+
+int coil_ring_prep_nop(coil_ring_t *r, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* offset (uint64_t)-1 reads/writes at the file's current position. */
+int coil_ring_prep_read(coil_ring_t *r, int fd, void *buf, unsigned len, uint64_t offset,
+                                      uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_read(sqe, fd, buf, len, offset);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int coil_ring_prep_write(coil_ring_t *r, int fd, const void *buf, unsigned len,
+                                       uint64_t offset, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_write(sqe, fd, buf, len, offset);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* addr/addrlen may be NULL. flags: accept4 flags (SOCK_CLOEXEC, SOCK_NONBLOCK). */
+int coil_ring_prep_accept(coil_ring_t *r, int fd, struct sockaddr *addr, socklen_t *addrlen,
+                                        int flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* One SQE, one completion per accepted connection, each with IORING_CQE_F_MORE while it stays armed. */
+int coil_ring_prep_multishot_accept(coil_ring_t *r, int fd, int flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int coil_ring_prep_connect(coil_ring_t *r, int fd, const struct sockaddr *addr,
+                                         socklen_t addrlen, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_connect(sqe, fd, addr, addrlen);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags,
+                                      uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_recv(sqe, fd, buf, len, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* Receives into buffers picked by the kernel from buffer group `group_id`, one completion per
+ * receive (flags carry the buffer id) until a completion comes without IORING_CQE_F_MORE. */
+int coil_ring_prep_recv_multishot(coil_ring_t *r, int fd, uint16_t group_id, int flags,
+                                                uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, flags);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group_id;
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int coil_ring_prep_send(coil_ring_t *r, int fd, const void *buf, size_t len, int flags,
+                                      uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_send(sqe, fd, buf, len, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int coil_ring_prep_close(coil_ring_t *r, int fd, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* Stores `ns` in the timespec slot that belongs to `sqe` until it is submitted. */
+static struct __kernel_timespec *coil__ring_timespec(coil_ring_t *r, struct io_uring_sqe *sqe,
+                                                            uint64_t ns) {
+    struct __kernel_timespec *ts = &r->timespecs[sqe - r->ring.sq.sqes];
+    ts->tv_sec = (long long)(ns / 1000000000u);
+    ts->tv_nsec = (long long)(ns % 1000000000u);
+    return ts;
+}
+
+/* A timer: completes with -ETIME after `ns` nanoseconds (CLOCK_MONOTONIC; with
+ * IORING_TIMEOUT_ABS in flags, `ns` is an absolute CLOCK_MONOTONIC time). Cancel it with
+ * coil_ring_prep_cancel on its user_data (it then completes with -ECANCELED). */
+int coil_ring_prep_timeout(coil_ring_t *r, uint64_t ns, unsigned flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_timeout(sqe, coil__ring_timespec(r, sqe, ns), 0, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/*
+ * Links a timeout to the SQE prepared just before: if that operation has not completed after
+ * `ns` nanoseconds it is cancelled (it completes with -ECANCELED, the timeout with -ETIME);
+ * otherwise the timeout completes with -ECANCELED. Call coil_ring_reserve(r, 2) before preparing
+ * the operation so both go in one submission. Returns -EINVAL if no SQE was prepared since the
+ * last submission.
+ */
+int coil_ring_prep_link_timeout(coil_ring_t *r, uint64_t ns, uint64_t user_data) {
+    struct io_uring_sqe *prev = r->last_sqe;
+    if (!prev || io_uring_sq_ready(&r->ring) == 0) return -EINVAL;
+    if (io_uring_sq_space_left(&r->ring) == 0) return -EBUSY; /* would split the link */
+    COIL__SQE_OR_RETURN(r, sqe);
+    prev->flags |= IOSQE_IO_LINK;
+    io_uring_prep_link_timeout(sqe, coil__ring_timespec(r, sqe, ns), 0);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* Cancels the in-flight request(s) whose user_data is `target` (all of them with
+ * IORING_ASYNC_CANCEL_ALL). Completes with 0 (found), -ENOENT or -EALREADY. */
+int coil_ring_prep_cancel(coil_ring_t *r, uint64_t target, int flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_cancel64(sqe, target, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* Cancels in-flight requests on descriptor `fd` (IORING_ASYNC_CANCEL_ALL for every one). */
+int coil_ring_prep_cancel_fd(coil_ring_t *r, int fd, unsigned flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_cancel_fd(sqe, fd, flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+/* Posts a completion {user_data = target_user_data, res = res} on the ring whose fd is
+ * `target_fd`. This ring gets its own completion (user_data) unless skip_own_completion is set,
+ * in which case it gets one only if the message fails. */
+int coil_ring_prep_msg_ring(coil_ring_t *r, int target_fd, int32_t res,
+                                          uint64_t target_user_data, bool skip_own_completion,
+                                          uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_msg_ring(sqe, target_fd, (unsigned)res, target_user_data, 0);
+    if (skip_own_completion) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
 
 #include <stdlib.h>
 #include <string.h>

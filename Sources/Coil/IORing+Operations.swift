@@ -102,12 +102,12 @@ extension IORing {
     /// Cancels the in-flight operation prepared with `target` (every one of them when `all`).
     /// Completes with 0 when found, `-ENOENT` when not, `-EALREADY` when it was already running.
     public func prepareCancel(userData target: UInt64, all: Bool = false, userData: UInt64) throws(IORingError) {
-        try check(coil_ring_prep_cancel(ring, target, all ? Int32(IORING_ASYNC_CANCEL_ALL) : 0, userData), "cancel")
+        try check(coil_ring_prep_cancel(ring, target, all ? Int32(COIL_ASYNC_CANCEL_ALL) : 0, userData), "cancel")
     }
 
     /// Cancels every in-flight operation on descriptor `fd`.
     public func prepareCancel(fd: Int32, userData: UInt64) throws(IORingError) {
-        try check(coil_ring_prep_cancel_fd(ring, fd, UInt32(IORING_ASYNC_CANCEL_ALL), userData), "cancel fd")
+        try check(coil_ring_prep_cancel_fd(ring, fd, UInt32(COIL_ASYNC_CANCEL_ALL), userData), "cancel fd")
     }
 
     /// Posts a completion `{targetUserData, result}` on the ring whose descriptor is `ringFD`

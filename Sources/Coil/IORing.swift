@@ -33,16 +33,16 @@ public final class IORing {
         public static let plain = Options(rawValue: UInt32(COIL_RING_PLAIN))
     }
 
-    /// The kernel setup flags a ring was created with (`IORING_SETUP_*`).
+    /// The kernel setup flags a ring was created with (`COIL_SETUP_*`).
     public struct SetupFlags: OptionSet, Sendable, CustomStringConvertible {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
-        public static let cqSize = SetupFlags(rawValue: IORING_SETUP_CQSIZE)
-        public static let submitAll = SetupFlags(rawValue: IORING_SETUP_SUBMIT_ALL)
-        public static let coopTaskrun = SetupFlags(rawValue: IORING_SETUP_COOP_TASKRUN)
-        public static let taskrunFlag = SetupFlags(rawValue: IORING_SETUP_TASKRUN_FLAG)
-        public static let singleIssuer = SetupFlags(rawValue: IORING_SETUP_SINGLE_ISSUER)
-        public static let deferTaskrun = SetupFlags(rawValue: IORING_SETUP_DEFER_TASKRUN)
+        public static let cqSize = SetupFlags(rawValue: COIL_SETUP_CQSIZE)
+        public static let submitAll = SetupFlags(rawValue: COIL_SETUP_SUBMIT_ALL)
+        public static let coopTaskrun = SetupFlags(rawValue: COIL_SETUP_COOP_TASKRUN)
+        public static let taskrunFlag = SetupFlags(rawValue: COIL_SETUP_TASKRUN_FLAG)
+        public static let singleIssuer = SetupFlags(rawValue: COIL_SETUP_SINGLE_ISSUER)
+        public static let deferTaskrun = SetupFlags(rawValue: COIL_SETUP_DEFER_TASKRUN)
 
         public var description: String {
             let names: [(SetupFlags, String)] = [
@@ -58,7 +58,7 @@ public final class IORing {
     public static let reservedUserDataStart: UInt64 = UInt64.max - 255
 
     @usableFromInline
-    let ring: UnsafeMutablePointer<coil_ring_t>
+    let ring: OpaquePointer
     @usableFromInline
     let reapBuffer: UnsafeMutableBufferPointer<IOCompletion>
 

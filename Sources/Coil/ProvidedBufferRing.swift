@@ -17,7 +17,7 @@ import CCoil
 /// }
 /// ```
 public final class ProvidedBufferRing {
-    let buffers: UnsafeMutablePointer<coil_buf_ring_t>
+    let buffers: OpaquePointer
     let ring: IORing
 
     /// The buffer group id operations select with.

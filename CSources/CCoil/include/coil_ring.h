@@ -38,8 +38,7 @@
 #define COIL_RING_H
 
 #include <errno.h>
-#include <liburing.h>
-#include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +51,21 @@ extern "C" {
 #define COIL_USER_DATA_WAKE (UINT64_MAX - 1)
 #define COIL_USER_DATA_IGNORE (UINT64_MAX - 2)
 #define COIL_USER_DATA_MSG_WAKE (UINT64_MAX - 3)
+
+/* The kernel's io_uring constants Coil's callers need, under Coil's names so that this header
+ * does not include liburing (whose copy of <linux/io_uring.h> clashes with the kernel header that
+ * other Swift modules, such as swift-system's, import). ring.c checks they match. */
+#define COIL_SETUP_CQSIZE (1u << 3)
+#define COIL_SETUP_SUBMIT_ALL (1u << 7)
+#define COIL_SETUP_COOP_TASKRUN (1u << 8)
+#define COIL_SETUP_TASKRUN_FLAG (1u << 9)
+#define COIL_SETUP_SINGLE_ISSUER (1u << 12)
+#define COIL_SETUP_DEFER_TASKRUN (1u << 13)
+#define COIL_CQE_F_BUFFER (1u << 0)
+#define COIL_CQE_F_MORE (1u << 1)
+#define COIL_CQE_BUFFER_SHIFT 16
+#define COIL_ASYNC_CANCEL_ALL (1u << 0)
+#define COIL_TIMEOUT_ABS (1u << 0)
 
 /* coil_ring_create policy bits. */
 enum {
@@ -71,20 +85,7 @@ typedef struct coil_cqe {
 _Static_assert(sizeof(coil_cqe_t) == 16, "coil_cqe_t is shared with Swift (IOCompletion)");
 _Static_assert(offsetof(coil_cqe_t, res) == 8 && offsetof(coil_cqe_t, flags) == 12, "coil_cqe_t layout");
 
-typedef struct coil_ring {
-    struct io_uring ring;
-    unsigned setup_flags;    /* IORING_SETUP_* flags the ring was created with */
-    unsigned policy;         /* COIL_RING_* bits asked for */
-    bool registered_fd;      /* io_uring_register_ring_fd succeeded */
-    int wake_fd;             /* eventfd for coil_ring_wake, -1 until enabled */
-    bool wake_armed;         /* a read of wake_fd is queued or in flight */
-    uint64_t wake_value;     /* the armed read's target: the kernel writes here */
-    _Atomic(int) wake_pending; /* a wake was written and not yet consumed (coalesces wakes) */
-    uint64_t wakeups;        /* wake completions absorbed by reap (statistics) */
-    uint64_t overflow_flushes; /* times reap asked the kernel to flush overflowed completions */
-    struct __kernel_timespec *timespecs; /* one per SQ slot: a timeout's timespec lives until submit */
-    struct io_uring_sqe *last_sqe;       /* the most recently prepared SQE (for linking) */
-} coil_ring_t;
+typedef struct coil_ring coil_ring_t; /* opaque: defined in ring.c */
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
@@ -102,17 +103,17 @@ coil_ring_t *coil_ring_create(unsigned sq_entries, unsigned cq_entries, unsigned
  * write to must outlive this call (the kernel cancels and waits for in-flight requests). */
 void coil_ring_destroy(coil_ring_t *r);
 
-static inline int coil_ring_fd(const coil_ring_t *r) { return r->ring.ring_fd; }
-static inline unsigned coil_ring_setup_flags(const coil_ring_t *r) { return r->setup_flags; }
-static inline unsigned coil_ring_features(const coil_ring_t *r) { return r->ring.features; }
-static inline bool coil_ring_has_registered_fd(const coil_ring_t *r) { return r->registered_fd; }
-static inline unsigned coil_ring_sq_entries(const coil_ring_t *r) { return r->ring.sq.ring_entries; }
-static inline unsigned coil_ring_cq_entries(const coil_ring_t *r) { return r->ring.cq.ring_entries; }
+int coil_ring_fd(const coil_ring_t *r);
+unsigned coil_ring_setup_flags(const coil_ring_t *r);
+unsigned coil_ring_features(const coil_ring_t *r);
+bool coil_ring_has_registered_fd(const coil_ring_t *r);
+unsigned coil_ring_sq_entries(const coil_ring_t *r);
+unsigned coil_ring_cq_entries(const coil_ring_t *r);
 /* Wake completions absorbed by reap, and overflow flushes it asked for (statistics). */
-static inline uint64_t coil_ring_wakeups(const coil_ring_t *r) { return r->wakeups; }
-static inline uint64_t coil_ring_overflow_flushes(const coil_ring_t *r) { return r->overflow_flushes; }
+uint64_t coil_ring_wakeups(const coil_ring_t *r);
+uint64_t coil_ring_overflow_flushes(const coil_ring_t *r);
 /* SQEs prepared and not yet submitted. */
-static inline unsigned coil_ring_sq_pending(const coil_ring_t *r) { return io_uring_sq_ready(&r->ring); }
+unsigned coil_ring_sq_pending(const coil_ring_t *r);
 
 /* ---- submission --------------------------------------------------------------------------- */
 
@@ -121,18 +122,6 @@ int coil_ring_flush_sq(coil_ring_t *r);
 
 /* Returns 0 and an SQE in *out, submitting first when the SQ is full (never drops); -errno if the
  * kernel refuses that submission. The SQE is cleared by the prep helper that fills it. */
-static inline int coil_ring_get_sqe(coil_ring_t *r, struct io_uring_sqe **out) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    if (__builtin_expect(sqe == NULL, 0)) {
-        int ret = coil_ring_flush_sq(r);
-        if (ret < 0) return ret;
-        sqe = io_uring_get_sqe(&r->ring);
-        if (!sqe) return -EBUSY;
-    }
-    r->last_sqe = sqe;
-    *out = sqe;
-    return 0;
-}
 
 /* Makes sure `n` SQEs can be prepared back to back without a submission in between (needed to
  * keep an operation and its linked timeout in one submission). n must be <= sq_entries. */
@@ -159,9 +148,9 @@ int coil_ring_submit_and_wait(coil_ring_t *r, unsigned wait_nr, int64_t timeout_
  */
 int coil_ring_reap(coil_ring_t *r, coil_cqe_t *out, unsigned max);
 
-static inline bool coil_cqe_has_more(uint32_t flags) { return (flags & IORING_CQE_F_MORE) != 0; }
-static inline bool coil_cqe_has_buffer(uint32_t flags) { return (flags & IORING_CQE_F_BUFFER) != 0; }
-static inline uint16_t coil_cqe_buffer_id(uint32_t flags) { return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT); }
+static inline bool coil_cqe_has_more(uint32_t flags) { return (flags & COIL_CQE_F_MORE) != 0; }
+static inline bool coil_cqe_has_buffer(uint32_t flags) { return (flags & COIL_CQE_F_BUFFER) != 0; }
+static inline uint16_t coil_cqe_buffer_id(uint32_t flags) { return (uint16_t)(flags >> COIL_CQE_BUFFER_SHIFT); }
 
 /* ---- wake-ups ----------------------------------------------------------------------------- */
 
@@ -181,15 +170,7 @@ int coil_ring_prep_wake(coil_ring_t *r, int target_fd);
 
 /* ---- provided-buffer rings (multishot recv) ----------------------------------------------- */
 
-typedef struct coil_buf_ring {
-    struct io_uring_buf_ring *ring; /* shared with the kernel (mmap'd, page aligned) */
-    size_t ring_bytes;
-    unsigned char *buffers;         /* entries * buffer_size bytes */
-    unsigned entries;
-    unsigned buffer_size;
-    uint16_t group_id;
-    coil_ring_t *owner;
-} coil_buf_ring_t;
+typedef struct coil_buf_ring coil_buf_ring_t; /* opaque */
 
 /* Registers a ring of `entries` (power of two, <= 32768) buffers of `buffer_size` bytes as buffer
  * group `group_id` of `r`, all handed to the kernel. NULL and -errno in *error on failure. */
@@ -198,130 +179,50 @@ coil_buf_ring_t *coil_buf_ring_create(coil_ring_t *r, uint16_t group_id, unsigne
 /* Unregisters the group and frees its memory. No request may still be using the group. */
 void coil_buf_ring_destroy(coil_buf_ring_t *b);
 
-static inline unsigned char *coil_buf_ring_buffer(const coil_buf_ring_t *b, uint16_t bid) {
-    return b->buffers + (size_t)bid * b->buffer_size;
-}
+unsigned char *coil_buf_ring_buffer(const coil_buf_ring_t *b, uint16_t bid);
 /* Gives buffer `bid` back to the kernel once its contents have been consumed. Ring thread only. */
-static inline void coil_buf_ring_recycle(coil_buf_ring_t *b, uint16_t bid) {
-    io_uring_buf_ring_add(b->ring, coil_buf_ring_buffer(b, bid), b->buffer_size, bid,
-                          io_uring_buf_ring_mask(b->entries), 0);
-    /* release: the kernel must see the entry before the new tail */
-    io_uring_buf_ring_advance(b->ring, 1);
-}
+void coil_buf_ring_recycle(coil_buf_ring_t *b, uint16_t bid);
 
 /* ---- preparing operations ----------------------------------------------------------------- */
 /* Each returns 0 (the SQE is queued; submit to start it) or -errno (nothing was queued). Buffers,
  * addresses and lengths passed by pointer must stay valid until the completion arrives. */
 
-#define COIL__SQE_OR_RETURN(r, sqe)                                                                  \
-    struct io_uring_sqe *sqe;                                                                      \
-    do {                                                                                           \
-        int coil__err = coil_ring_get_sqe((r), &sqe);                                              \
-        if (coil__err) return coil__err;                                                           \
-    } while (0)
-
-static inline int coil_ring_prep_nop(coil_ring_t *r, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_nop(coil_ring_t *r, uint64_t user_data);
 
 /* offset (uint64_t)-1 reads/writes at the file's current position. */
-static inline int coil_ring_prep_read(coil_ring_t *r, int fd, void *buf, unsigned len, uint64_t offset,
-                                      uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_read(sqe, fd, buf, len, offset);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_read(coil_ring_t *r, int fd, void *buf, unsigned len, uint64_t offset,
+                                      uint64_t user_data);
 
-static inline int coil_ring_prep_write(coil_ring_t *r, int fd, const void *buf, unsigned len,
-                                       uint64_t offset, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_write(sqe, fd, buf, len, offset);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_write(coil_ring_t *r, int fd, const void *buf, unsigned len,
+                                       uint64_t offset, uint64_t user_data);
 
 /* addr/addrlen may be NULL. flags: accept4 flags (SOCK_CLOEXEC, SOCK_NONBLOCK). */
-static inline int coil_ring_prep_accept(coil_ring_t *r, int fd, struct sockaddr *addr, socklen_t *addrlen,
-                                        int flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_accept(coil_ring_t *r, int fd, struct sockaddr *addr, socklen_t *addrlen,
+                                        int flags, uint64_t user_data);
 
 /* One SQE, one completion per accepted connection, each with IORING_CQE_F_MORE while it stays armed. */
-static inline int coil_ring_prep_multishot_accept(coil_ring_t *r, int fd, int flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_multishot_accept(coil_ring_t *r, int fd, int flags, uint64_t user_data);
 
-static inline int coil_ring_prep_connect(coil_ring_t *r, int fd, const struct sockaddr *addr,
-                                         socklen_t addrlen, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_connect(sqe, fd, addr, addrlen);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_connect(coil_ring_t *r, int fd, const struct sockaddr *addr,
+                                         socklen_t addrlen, uint64_t user_data);
 
-static inline int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags,
-                                      uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_recv(sqe, fd, buf, len, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags,
+                                      uint64_t user_data);
 
 /* Receives into buffers picked by the kernel from buffer group `group_id`, one completion per
  * receive (flags carry the buffer id) until a completion comes without IORING_CQE_F_MORE. */
-static inline int coil_ring_prep_recv_multishot(coil_ring_t *r, int fd, uint16_t group_id, int flags,
-                                                uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, flags);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = group_id;
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_recv_multishot(coil_ring_t *r, int fd, uint16_t group_id, int flags,
+                                                uint64_t user_data);
 
-static inline int coil_ring_prep_send(coil_ring_t *r, int fd, const void *buf, size_t len, int flags,
-                                      uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_send(sqe, fd, buf, len, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_send(coil_ring_t *r, int fd, const void *buf, size_t len, int flags,
+                                      uint64_t user_data);
 
-static inline int coil_ring_prep_close(coil_ring_t *r, int fd, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_close(sqe, fd);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
-/* Stores `ns` in the timespec slot that belongs to `sqe` until it is submitted. */
-static inline struct __kernel_timespec *coil__ring_timespec(coil_ring_t *r, struct io_uring_sqe *sqe,
-                                                            uint64_t ns) {
-    struct __kernel_timespec *ts = &r->timespecs[sqe - r->ring.sq.sqes];
-    ts->tv_sec = (long long)(ns / 1000000000u);
-    ts->tv_nsec = (long long)(ns % 1000000000u);
-    return ts;
-}
+int coil_ring_prep_close(coil_ring_t *r, int fd, uint64_t user_data);
 
 /* A timer: completes with -ETIME after `ns` nanoseconds (CLOCK_MONOTONIC; with
  * IORING_TIMEOUT_ABS in flags, `ns` is an absolute CLOCK_MONOTONIC time). Cancel it with
  * coil_ring_prep_cancel on its user_data (it then completes with -ECANCELED). */
-static inline int coil_ring_prep_timeout(coil_ring_t *r, uint64_t ns, unsigned flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_timeout(sqe, coil__ring_timespec(r, sqe, ns), 0, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_timeout(coil_ring_t *r, uint64_t ns, unsigned flags, uint64_t user_data);
 
 /*
  * Links a timeout to the SQE prepared just before: if that operation has not completed after
@@ -330,46 +231,21 @@ static inline int coil_ring_prep_timeout(coil_ring_t *r, uint64_t ns, unsigned f
  * the operation so both go in one submission. Returns -EINVAL if no SQE was prepared since the
  * last submission.
  */
-static inline int coil_ring_prep_link_timeout(coil_ring_t *r, uint64_t ns, uint64_t user_data) {
-    struct io_uring_sqe *prev = r->last_sqe;
-    if (!prev || io_uring_sq_ready(&r->ring) == 0) return -EINVAL;
-    if (io_uring_sq_space_left(&r->ring) == 0) return -EBUSY; /* would split the link */
-    COIL__SQE_OR_RETURN(r, sqe);
-    prev->flags |= IOSQE_IO_LINK;
-    io_uring_prep_link_timeout(sqe, coil__ring_timespec(r, sqe, ns), 0);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_link_timeout(coil_ring_t *r, uint64_t ns, uint64_t user_data);
 
 /* Cancels the in-flight request(s) whose user_data is `target` (all of them with
  * IORING_ASYNC_CANCEL_ALL). Completes with 0 (found), -ENOENT or -EALREADY. */
-static inline int coil_ring_prep_cancel(coil_ring_t *r, uint64_t target, int flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_cancel64(sqe, target, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_cancel(coil_ring_t *r, uint64_t target, int flags, uint64_t user_data);
 
 /* Cancels in-flight requests on descriptor `fd` (IORING_ASYNC_CANCEL_ALL for every one). */
-static inline int coil_ring_prep_cancel_fd(coil_ring_t *r, int fd, unsigned flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_cancel_fd(sqe, fd, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+int coil_ring_prep_cancel_fd(coil_ring_t *r, int fd, unsigned flags, uint64_t user_data);
 
 /* Posts a completion {user_data = target_user_data, res = res} on the ring whose fd is
  * `target_fd`. This ring gets its own completion (user_data) unless skip_own_completion is set,
  * in which case it gets one only if the message fails. */
-static inline int coil_ring_prep_msg_ring(coil_ring_t *r, int target_fd, int32_t res,
+int coil_ring_prep_msg_ring(coil_ring_t *r, int target_fd, int32_t res,
                                           uint64_t target_user_data, bool skip_own_completion,
-                                          uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_msg_ring(sqe, target_fd, (unsigned)res, target_user_data, 0);
-    if (skip_own_completion) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
+                                          uint64_t user_data);
 
 #ifdef __cplusplus
 }
