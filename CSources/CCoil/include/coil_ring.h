@@ -117,7 +117,7 @@ unsigned coil_ring_sq_pending(const coil_ring_t *r);
 
 /* ---- submission --------------------------------------------------------------------------- */
 
-/* Submits the SQ so it has room again; the slow path of coil_ring_get_sqe. */
+/* Submits the SQ so it has room again (what preparing does when the SQ is full). */
 int coil_ring_flush_sq(coil_ring_t *r);
 
 /* Returns 0 and an SQE in *out, submitting first when the SQ is full (never drops); -errno if the
