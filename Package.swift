@@ -22,7 +22,10 @@ let package = Package(
         // Poll/Future/Waker and the task: knows nothing of threads, rings or sockets.
         .target(name: "CoilCore"),
         .target(name: "Coil", dependencies: ["CCoil", "CoilCore"]),
-        .testTarget(name: "CoilTests", dependencies: ["Coil", "CCoil"]),
+        // Thread helpers shared by the test targets (not a product).
+        .target(name: "CoilTestSupport", path: "Tests/CoilTestSupport"),
+        .testTarget(name: "CoilCoreTests", dependencies: ["CoilCore", "CoilTestSupport"]),
+        .testTarget(name: "CoilTests", dependencies: ["Coil", "CCoil", "CoilTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Coil
 import Synchronization
+import CoilTestSupport
 import XCTest
 
 /// Many threads on tiny queues: every item is received exactly once and each producer's items

@@ -1,5 +1,6 @@
 import CCoil
 import Coil
+import CoilTestSupport
 import XCTest
 
 /// Ring setup: which flags the kernel took, the fallbacks, errors, and the layout shared with C.

@@ -1,5 +1,6 @@
 import Coil
 import Synchronization
+import CoilTestSupport
 import XCTest
 
 #if canImport(Glibc)

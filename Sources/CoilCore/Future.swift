@@ -1,0 +1,74 @@
+/// A value that may not be ready yet, advanced by polling.
+///
+/// `poll` does a bounded amount of work and returns `.ready(output)` once, or `.pending` after
+/// arranging for `context.waker` to be woken when polling again can make progress. Polling a future
+/// again after it returned `.ready` is a programming error; futures may trap on it.
+///
+/// Futures may be noncopyable (a `JoinHandle` is). Dropping a future cancels whatever it was doing.
+public protocol Future<Output>: ~Copyable {
+    associatedtype Output
+    mutating func poll(_ context: inout Context) -> Poll<Output>
+}
+
+/// A future that is ready on its first poll. See `ready(_:)`.
+public struct Ready<Output>: Future {
+    @usableFromInline var value: Output?
+
+    @inlinable public init(_ value: Output) { self.value = value }
+
+    @inlinable
+    public mutating func poll(_ context: inout Context) -> Poll<Output> {
+        guard let value = value.take() else { preconditionFailure("Ready polled after completion") }
+        return .ready(value)
+    }
+}
+
+extension Ready: Sendable where Output: Sendable {}
+
+/// A future that never completes. See `pending(_:)`.
+public struct Pending<Output>: Future, Sendable {
+    @inlinable public init() {}
+
+    @inlinable
+    public mutating func poll(_ context: inout Context) -> Poll<Output> { .pending }
+}
+
+/// A future whose `poll` is the given closure.
+///
+/// ```swift
+/// var remaining = 3
+/// let countdown = pollFn { context in
+///     remaining -= 1
+///     if remaining == 0 { return .ready("done") }
+///     context.waker.wakeByRef()   // ask to be polled again
+///     return .pending
+/// }
+/// ```
+public struct PollFn<Output>: Future {
+    @usableFromInline var body: (inout Context) -> Poll<Output>
+
+    @inlinable public init(_ body: @escaping (inout Context) -> Poll<Output>) { self.body = body }
+
+    @inlinable
+    public mutating func poll(_ context: inout Context) -> Poll<Output> { body(&context) }
+}
+
+/// A future ready with `value` on its first poll.
+@inlinable public func ready<T>(_ value: T) -> Ready<T> { Ready(value) }
+
+/// A future that never completes.
+@inlinable public func pending<T>(_ type: T.Type = T.self) -> Pending<T> { Pending() }
+
+/// A future whose `poll` is `body`.
+@inlinable public func pollFn<T>(_ body: @escaping (inout Context) -> Poll<T>) -> PollFn<T> {
+    PollFn(body)
+}
+
+/// One of two values; the output of `select`.
+public enum Either<Left, Right> {
+    case left(Left)
+    case right(Right)
+}
+
+extension Either: Sendable where Left: Sendable, Right: Sendable {}
+extension Either: Equatable where Left: Equatable, Right: Equatable {}

@@ -1,0 +1,143 @@
+import Synchronization
+
+// MARK: - Layout
+//
+// A task is one allocation (see TaskState.swift for the state protocol):
+//
+//   offset 0                    TaskHeader (48 bytes): state, ops, queue link, owned links, id
+//   schedulerOffset             the scheduler value S (one reference for a class scheduler)
+//   stageTagOffset              one byte: which of future / output / cancellation / nothing is stored
+//   stageOffset                 the future, then in the same storage its output (a union)
+//   joinWakerOffset             the join waker, `RawWaker?` (nil: none)
+//
+// The header is type-erased: `ops` is the class metatype of `TaskOps<F, S>`, whose class methods
+// know the layout after the header. A class metatype is one word and needs no allocation or
+// reference counting, which is what keeps the header at six words.
+
+/// A task's identity, unique in the process.
+public struct TaskID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+
+    @usableFromInline static let counter = Atomic<UInt64>(1)
+
+    @inlinable static func next() -> TaskID {
+        TaskID(rawValue: counter.wrappingAdd(1, ordering: .relaxed).oldValue)
+    }
+
+    @inlinable init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public var description: String { "task#\(rawValue)" }
+}
+
+/// The type-erased head of every task allocation.
+@usableFromInline
+struct TaskHeader: ~Copyable {
+    @usableFromInline let state: TaskStateCell
+    @usableFromInline let ops: TaskOps.Type
+    /// Intrusive link for a scheduler's run queue; only its queue touches it (rule 4: one Notified).
+    @usableFromInline var queueNext: UnsafeMutableRawPointer?
+    /// Intrusive links for the owned list; only touched under that list's lock.
+    @usableFromInline var ownedPrev: UnsafeMutableRawPointer?
+    @usableFromInline var ownedNext: UnsafeMutableRawPointer?
+    @usableFromInline let id: TaskID
+
+    @inlinable
+    init(ops: TaskOps.Type, id: TaskID) {
+        state = TaskStateCell(.initial)
+        self.ops = ops
+        queueNext = nil
+        ownedPrev = nil
+        ownedNext = nil
+        self.id = id
+    }
+}
+
+/// An unowned pointer to a task. Holding one says nothing about the task being alive: the typed
+/// handles (`Notified`, `OwnedTask`, `JoinHandle`, `AbortHandle`, `Waker`) are what hold references.
+/// Schedulers use it to store a `Notified` in a queue of machine words (`Notified.intoRaw()`).
+public struct RawTask: Hashable, @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+
+    @inlinable public init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+
+    @inlinable var header: UnsafeMutablePointer<TaskHeader> { pointer.assumingMemoryBound(to: TaskHeader.self) }
+
+    /// A snapshot of the state word (for metrics, tests and assertions).
+    @inlinable public var state: TaskState { header.pointee.state.load() }
+    @inlinable public var id: TaskID { header.pointee.id }
+    @inlinable var ops: TaskOps.Type { header.pointee.ops }
+
+    /// Applies a pure transition to the state word atomically (TaskStateCell.update).
+    @inlinable func updateState<Outcome>(_ transition: (TaskState) -> (TaskState, Outcome)) -> Outcome {
+        header.pointee.state.update(transition)
+    }
+
+    /// The intrusive run-queue link. Only the queue holding the task's `Notified` may use it (rule 4).
+    @inlinable public var queueNext: RawTask? {
+        get { header.pointee.queueNext.map(RawTask.init) }
+        nonmutating set { header.pointee.queueNext = newValue?.pointer }
+    }
+
+    @inlinable var ownedPrev: UnsafeMutableRawPointer? {
+        get { header.pointee.ownedPrev }
+        nonmutating set { header.pointee.ownedPrev = newValue }
+    }
+
+    @inlinable var ownedNext: UnsafeMutableRawPointer? {
+        get { header.pointee.ownedNext }
+        nonmutating set { header.pointee.ownedNext = newValue }
+    }
+
+    /// Gives up one reference; deallocates on the last (rule 1).
+    @inlinable func dropReference() {
+        if header.pointee.state.decrementRef() { ops.dealloc(self) }
+    }
+}
+
+/// The per-(future, scheduler) operations, dispatched through the class metatype in the header.
+/// Never instantiated; `TypedTaskOps` overrides every method.
+@usableFromInline
+class TaskOps {
+    @usableFromInline class func poll(_ task: RawTask) { fatalError("abstract") }
+    @usableFromInline class func schedule(_ task: RawTask) { fatalError("abstract") }
+    @usableFromInline class func dealloc(_ task: RawTask) { fatalError("abstract") }
+    @usableFromInline class func shutdown(_ task: RawTask) { fatalError("abstract") }
+    @usableFromInline class func dropJoinHandleSlow(_ task: RawTask) { fatalError("abstract") }
+    @usableFromInline class func tryReadOutput(_ task: RawTask, into destination: UnsafeMutableRawPointer,
+                                               waker: RawWaker) { fatalError("abstract") }
+    @usableFromInline class var allocationSize: Int { fatalError("abstract") }
+}
+
+// MARK: - The task's waker
+//
+// data = the task pointer; the reference a waker owns is one count in the state word.
+
+@usableFromInline nonisolated(unsafe) let taskWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
+    WakerVTable(
+        clone: { data in
+            RawTask(UnsafeMutableRawPointer(mutating: data!)).header.pointee.state.incrementRef()
+            return data
+        },
+        wake: { data in
+            let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
+            switch task.updateState(TaskState.transitionToNotifiedByValue) {
+            case .doNothing: break
+            case .submit: task.ops.schedule(task)  // the waker's reference became the Notified's
+            case .dealloc: task.ops.dealloc(task)
+            }
+        },
+        wakeByRef: { data in
+            let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
+            switch task.updateState(TaskState.transitionToNotifiedByRef) {
+            case .doNothing, .dealloc: break
+            case .submit: task.ops.schedule(task)  // a new reference was taken for the Notified
+            }
+        },
+        drop: { data in
+            RawTask(UnsafeMutableRawPointer(mutating: data!)).dropReference()
+        }))
+
+extension RawTask {
+    /// The raw form of this task's waker, lent to the future during a poll without a reference.
+    @inlinable var borrowedWaker: RawWaker { RawWaker(data: UnsafeRawPointer(pointer), vtable: taskWakerVTable) }
+}

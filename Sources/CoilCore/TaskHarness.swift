@@ -1,0 +1,249 @@
+/// What a task's stage storage holds. Only the RUNNING holder changes it before COMPLETE (rule 2);
+/// after COMPLETE, whoever rule 3 names.
+@usableFromInline
+enum StageTag: UInt8 {
+    case future, output, cancelled, consumed
+}
+
+/// The typed operations of a task running future `F` on scheduler `S`: the layout after the
+/// header, polling, completion, cancellation, the join protocol and deallocation.
+@usableFromInline
+final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
+    @usableFromInline typealias Output = F.Output
+
+    // MARK: Layout
+
+    @inlinable static func roundUp(_ offset: Int, _ alignment: Int) -> Int {
+        (offset + alignment - 1) & ~(alignment - 1)
+    }
+
+    @inlinable static var schedulerOffset: Int {
+        roundUp(MemoryLayout<TaskHeader>.size, MemoryLayout<S>.alignment)
+    }
+    @inlinable static var stageTagOffset: Int { schedulerOffset + MemoryLayout<S>.size }
+    @inlinable static var stageAlignment: Int { max(MemoryLayout<F>.alignment, MemoryLayout<Output>.alignment) }
+    @inlinable static var stageOffset: Int { roundUp(stageTagOffset + 1, stageAlignment) }
+    @inlinable static var joinWakerOffset: Int {
+        roundUp(stageOffset + max(MemoryLayout<F>.size, MemoryLayout<Output>.size),
+                MemoryLayout<RawWaker?>.alignment)
+    }
+    @inlinable static var size: Int { joinWakerOffset + MemoryLayout<RawWaker?>.size }
+    @inlinable static var alignment: Int {
+        max(MemoryLayout<TaskHeader>.alignment, MemoryLayout<S>.alignment, stageAlignment,
+            MemoryLayout<RawWaker?>.alignment)
+    }
+
+    @inlinable override class var allocationSize: Int { size }
+
+    @inlinable static func scheduler(_ task: RawTask) -> UnsafeMutablePointer<S> {
+        (task.pointer + schedulerOffset).assumingMemoryBound(to: S.self)
+    }
+    @inlinable static func stageTag(_ task: RawTask) -> UnsafeMutablePointer<StageTag> {
+        (task.pointer + stageTagOffset).assumingMemoryBound(to: StageTag.self)
+    }
+    @inlinable static func future(_ task: RawTask) -> UnsafeMutablePointer<F> {
+        (task.pointer + stageOffset).assumingMemoryBound(to: F.self)
+    }
+    @inlinable static func output(_ task: RawTask) -> UnsafeMutablePointer<Output> {
+        (task.pointer + stageOffset).assumingMemoryBound(to: Output.self)
+    }
+    @inlinable static func joinWaker(_ task: RawTask) -> UnsafeMutablePointer<RawWaker?> {
+        (task.pointer + joinWakerOffset).assumingMemoryBound(to: RawWaker?.self)
+    }
+
+    /// Allocates and initialises a task in the initial state (three references: rule 1).
+    @inlinable
+    static func allocate(future: consuming F, scheduler: S) -> RawTask {
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: alignment)
+        let task = RawTask(pointer)
+        pointer.bindMemory(to: TaskHeader.self, capacity: 1)
+            .initialize(to: TaskHeader(ops: TypedTaskOps<F, S>.self, id: TaskID.next()))
+        (pointer + schedulerOffset).bindMemory(to: S.self, capacity: 1).initialize(to: scheduler)
+        (pointer + stageTagOffset).bindMemory(to: StageTag.self, capacity: 1).initialize(to: .future)
+        (pointer + stageOffset).bindMemory(to: F.self, capacity: 1).initialize(to: future)
+        (pointer + joinWakerOffset).bindMemory(to: RawWaker?.self, capacity: 1).initialize(to: nil)
+        return task
+    }
+
+    // MARK: Poll
+
+    /// Runs one poll on behalf of a Notified, whose reference this call consumes.
+    @inlinable
+    override class func poll(_ task: RawTask) {
+        switch task.updateState(TaskState.transitionToRunning) {
+        case .success:
+            if pollFuture(task) {
+                complete(task)
+                return
+            }
+            switch task.updateState(TaskState.transitionToIdle) {
+            case .ok:
+                return
+            case .okNotified:
+                // Woken while running: the transition took a reference for a new Notified (rule 4).
+                scheduler(task).pointee.yieldNow(Notified(unsafeRaw: task))
+                task.dropReference()
+            case .okDealloc:
+                dealloc(task)
+            case .cancelled:
+                cancel(task)
+                complete(task)
+            }
+        case .cancelled:
+            cancel(task)
+            complete(task)
+        case .failed:
+            return
+        case .dealloc:
+            dealloc(task)
+        }
+    }
+
+    /// Polls the future once; on ready, replaces it with its output. Returns whether it finished.
+    @inlinable
+    static func pollFuture(_ task: RawTask) -> Bool {
+        // SAFETY: rule 2, the caller holds RUNNING.
+        precondition(stageTag(task).pointee == .future, "task polled after completion")
+        var context = Context(borrowing: task.borrowedWaker)
+        switch future(task).pointee.poll(&context) {
+        case .pending:
+            return false
+        case .ready(let value):
+            future(task).deinitialize(count: 1)
+            output(task).initialize(to: value)
+            stageTag(task).pointee = .output
+            return true
+        }
+    }
+
+    /// Drops the future (dropping is cancelling) and records the cancellation.
+    @inlinable
+    static func cancel(_ task: RawTask) {
+        // SAFETY: rule 2, the caller holds RUNNING.
+        dropStage(task)
+        stageTag(task).pointee = .cancelled
+    }
+
+    /// Deinitialises whatever the stage holds.
+    @inlinable
+    static func dropStage(_ task: RawTask) {
+        switch stageTag(task).pointee {
+        case .future: future(task).deinitialize(count: 1)
+        case .output: output(task).deinitialize(count: 1)
+        case .cancelled, .consumed: break
+        }
+        stageTag(task).pointee = .consumed
+    }
+
+    @inlinable
+    static func dropJoinWaker(_ task: RawTask) {
+        if let waker = joinWaker(task).pointee {
+            joinWaker(task).pointee = nil
+            waker.vtable.pointee.drop(waker.data)
+        }
+    }
+
+    /// The output (or cancellation) is stored and RUNNING is held with one reference: publish
+    /// COMPLETE, wake the joiner, leave the owned list and give up the references.
+    @inlinable
+    static func complete(_ task: RawTask) {
+        let snapshot = task.updateState(TaskState.transitionToComplete)
+        if !snapshot.isJoinInterested {
+            // SAFETY: rule 3, nobody will read the output; it is ours to drop.
+            dropStage(task)
+        } else if snapshot.isJoinWakerSet {
+            // SAFETY: rule 5, the field is set and read-only until we clear JOIN_WAKER.
+            let waker = joinWaker(task).pointee!
+            waker.vtable.pointee.wakeByRef(waker.data)
+            if !task.updateState(TaskState.unsetWakerAfterComplete) {
+                dropJoinWaker(task)  // rule 5: the JoinHandle is gone, the waker is ours
+            }
+        }
+        let released: UInt64 = scheduler(task).pointee.release(task) ? 2 : 1
+        if task.updateState({ TaskState.transitionToTerminal($0, count: released) }) {
+            dealloc(task)
+        }
+    }
+
+    // MARK: Scheduling, shutdown, deallocation
+
+    /// Hands one already-counted Notified reference to the scheduler.
+    @inlinable
+    override class func schedule(_ task: RawTask) {
+        scheduler(task).pointee.schedule(Notified(unsafeRaw: task))
+    }
+
+    /// Shutdown on behalf of the owned list, whose reference this call consumes.
+    @inlinable
+    override class func shutdown(_ task: RawTask) {
+        if task.updateState(TaskState.transitionToShutdown) {
+            cancel(task)
+            complete(task)
+        } else {
+            task.dropReference()  // a poller runs it and will see CANCELLED
+        }
+    }
+
+    @inlinable
+    override class func dealloc(_ task: RawTask) {
+        // SAFETY: rule 1, the reference count is zero: nobody else can reach the task.
+        assert(task.state.refCount == 0 && task.state.isComplete, "dealloc of a live task: \(task.state)")
+        dropStage(task)
+        dropJoinWaker(task)
+        scheduler(task).deinitialize(count: 1)
+        task.header.deinitialize(count: 1)
+        task.pointer.deallocate()
+    }
+
+    // MARK: Join
+
+    /// Writes `.some(result)` into `destination` (a `Result<Output, JoinError>?` holding nil) if the
+    /// task has completed; otherwise registers `waker` as the join waker.
+    @inlinable
+    override class func tryReadOutput(_ task: RawTask, into destination: UnsafeMutableRawPointer,
+                                      waker: RawWaker) {
+        guard canReadOutput(task, waker: waker) else { return }
+        // SAFETY: rule 3, COMPLETE with JOIN_INTEREST held by the caller: the stage is ours.
+        let result: Result<Output, JoinError>
+        switch stageTag(task).pointee {
+        case .output: result = .success(output(task).move())
+        case .cancelled: result = .failure(JoinError(id: task.id, reason: .cancelled))
+        case .future, .consumed: preconditionFailure("JoinHandle polled after it returned its result")
+        }
+        stageTag(task).pointee = .consumed
+        destination.assumingMemoryBound(to: Result<Output, JoinError>?.self).pointee = result
+    }
+
+    @inlinable
+    static func canReadOutput(_ task: RawTask, waker: RawWaker) -> Bool {
+        let snapshot = task.state
+        if snapshot.isComplete { return true }
+        if snapshot.isJoinWakerSet {
+            // SAFETY: rule 5, set means readable.
+            if joinWaker(task).pointee == waker { return false }
+            if !task.updateState(TaskState.unsetJoinWaker) { return true }  // completed meanwhile
+        }
+        return storeJoinWaker(task, waker: waker)
+    }
+
+    /// Stores a clone of `waker` and publishes it. Returns true if the task completed first.
+    @inlinable
+    static func storeJoinWaker(_ task: RawTask, waker: RawWaker) -> Bool {
+        // SAFETY: rule 5, JOIN_WAKER is clear and the task was not complete: the field is ours.
+        dropJoinWaker(task)
+        joinWaker(task).pointee = RawWaker(data: waker.vtable.pointee.clone(waker.data), vtable: waker.vtable)
+        if task.updateState(TaskState.setJoinWaker) { return false }
+        dropJoinWaker(task)  // completed: the field is still ours (rule 5)
+        return true
+    }
+
+    /// The JoinHandle goes away without the fast path: clean up what rules 3 and 5 give it, then
+    /// drop its reference.
+    @inlinable
+    override class func dropJoinHandleSlow(_ task: RawTask) {
+        let cleanup = task.updateState(TaskState.transitionToJoinHandleDropped)
+        if cleanup.dropOutput { dropStage(task) }
+        if cleanup.dropWaker { dropJoinWaker(task) }
+        task.dropReference()
+    }
+}

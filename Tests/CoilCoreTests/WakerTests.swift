@@ -1,0 +1,68 @@
+import CoilCore
+import XCTest
+
+final class WakerTests: XCTestCase {
+    func testCloneWakeAndDropReachTheVTableExactlyOnceEach() {
+        let counter = CountingWaker()
+        do {
+            let waker = counter.makeWaker()
+            let copy = waker.clone()
+            XCTAssertTrue(copy.willWake(waker))
+            copy.wakeByRef()
+            copy.wake()  // consumes copy: one wake, one reference released
+            XCTAssertEqual(counter.counts.wakes, 2)
+            XCTAssertEqual(counter.counts.drops, 1)
+        }  // `waker` dropped here
+        XCTAssertEqual(counter.counts.clones, 1)
+        XCTAssertEqual(counter.counts.drops, 2)
+        XCTAssertEqual(counter.counts.wakes, 2)
+    }
+
+    func testWillWakeDistinguishesTargets() {
+        let first = CountingWaker(), second = CountingWaker()
+        let a = first.makeWaker(), b = second.makeWaker()
+        XCTAssertFalse(a.willWake(b))
+        XCTAssertTrue(a.willWake(a))
+        XCTAssertFalse(Waker.noop.willWake(a))
+        XCTAssertTrue(Waker.noop.willWake(Waker.noop))
+    }
+
+    func testNoopWakerDoesNothing() {
+        let waker = Waker.noop
+        waker.wakeByRef()
+        let copy = waker.clone()
+        copy.wake()
+        XCTAssertEqual(waker.rawWaker.data, nil)
+    }
+
+    func testBorrowedContextDoesNotTouchTheReference() {
+        let counter = CountingWaker()
+        let waker = counter.makeWaker()
+        Context.withWaker(waker) { context in
+            context.waker.wakeByRef()
+            XCTAssertTrue(context.waker.willWake(waker))
+        }
+        XCTAssertEqual(counter.counts.drops, 0, "a borrowed context must not drop the waker")
+        XCTAssertEqual(counter.counts.wakes, 1)
+        _ = consume waker
+        XCTAssertEqual(counter.counts.drops, 1)
+    }
+
+    func testOwningContextDropsItsWakerOnce() {
+        let counter = CountingWaker()
+        do {
+            let context = Context(waker: counter.makeWaker())
+            context.waker.wakeByRef()
+        }
+        XCTAssertEqual(counter.counts.drops, 1)
+        XCTAssertEqual(counter.counts.wakes, 1)
+    }
+
+    func testIntoRawThenBackKeepsOneReference() {
+        let counter = CountingWaker()
+        let raw = counter.makeWaker().intoRaw()
+        XCTAssertEqual(counter.counts.drops, 0)
+        _ = Waker(unsafeRaw: raw)
+        XCTAssertEqual(counter.counts.drops, 1)
+    }
+}
