@@ -98,7 +98,11 @@ extension Select: Copyable where A: Copyable, B: Copyable {}
 public struct JoinAll<Element: Future & ~Copyable>: ~Copyable, Future {
     public typealias Output = [Element.Output]
 
-    @usableFromInline let futures: UnsafeMutableBufferPointer<Element?>
+    // Futures live in one buffer; a finished one is deinitialised in place and marked in `outputs`.
+    // (A buffer of `Element?` would be simpler, but polling through `buffer[i]!` miscompiles under
+    // -sanitize=thread with Swift 6.3.)
+    @usableFromInline let futures: UnsafeMutablePointer<Element>
+    @usableFromInline let count: Int
     @usableFromInline var outputs: [Element.Output?]
     @usableFromInline var remaining: Int
 
@@ -106,30 +110,44 @@ public struct JoinAll<Element: Future & ~Copyable>: ~Copyable, Future {
     @inlinable
     public init(count: Int, _ make: (Int) throws -> Element) rethrows {
         precondition(count >= 0, "JoinAll needs a non-negative count")
-        futures = .allocate(capacity: count)
-        for index in 0..<count { (futures.baseAddress! + index).initialize(to: try make(index)) }
+        // Build into a local buffer first, so that a throwing `make` never meets a deinit.
+        let buffer = UnsafeMutablePointer<Element>.allocate(capacity: count)
+        var built = 0
+        defer {
+            if built < count {  // `make` threw: drop the ones already built
+                buffer.deinitialize(count: built)
+                buffer.deallocate()
+            }
+        }
+        while built < count {
+            (buffer + built).initialize(to: try make(built))
+            built += 1
+        }
+        futures = buffer
+        self.count = count
         outputs = Array(repeating: nil, count: count)
         remaining = count
     }
 
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Output> {
-        for index in 0..<futures.count where futures[index] != nil {
-            if case .ready(let value) = futures[index]!.poll(&context) {
+        for index in 0..<count where outputs[index] == nil {
+            if case .ready(let value) = (futures + index).pointee.poll(&context) {
+                (futures + index).deinitialize(count: 1)
                 outputs[index] = value
-                futures[index] = nil
                 remaining -= 1
             }
         }
         guard remaining == 0 else { return .pending }
-        let result = outputs.map { $0! }
-        outputs = []
-        return .ready(result)
+        remaining = -1  // polled after completion from now on
+        return .ready(outputs.map { $0! })
     }
 
     @inlinable
     deinit {
-        futures.baseAddress!.deinitialize(count: futures.count)
+        for index in 0..<count where outputs[index] == nil {
+            (futures + index).deinitialize(count: 1)
+        }
         futures.deallocate()
     }
 }

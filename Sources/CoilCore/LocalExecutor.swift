@@ -85,7 +85,7 @@ public final class LocalExecutor {
 /// queue links (no allocation per wake) under a lock, so that wakes from any thread are safe.
 @usableFromInline
 final class LocalScheduler: TaskScheduler, @unchecked Sendable {
-    // SAFETY: every mutable field is behind `queue`'s Mutex, `owned`'s Mutex, or atomic.
+    // SAFETY: every mutable field is behind `queue`'s lock, `owned`'s lock, or atomic.
     struct Queue: @unchecked Sendable {
         var head: RawTask? = nil
         var tail: RawTask? = nil
@@ -93,7 +93,7 @@ final class LocalScheduler: TaskScheduler, @unchecked Sendable {
         var closed = false
     }
 
-    let queue = Mutex(Queue())
+    let queue = LockedValue(Queue())
     @usableFromInline let owned = OwnedTasks()
     let parker = ThreadParker()
 

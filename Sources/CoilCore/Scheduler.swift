@@ -23,13 +23,13 @@ extension TaskScheduler {
 /// (only spawn, completion and shutdown take it, never a poll or a wake).
 public struct OwnedTasks: ~Copyable, Sendable {
     struct List: @unchecked Sendable {
-        // SAFETY: the links are only touched while the Mutex is held.
+        // SAFETY: the links are only touched while the lock is held.
         var head: UnsafeMutableRawPointer? = nil
         var count = 0
         var closed = false
     }
 
-    let list = Mutex(List())
+    let list = LockedValue(List())
 
     public init() {}
 

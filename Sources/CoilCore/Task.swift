@@ -122,7 +122,9 @@ class TaskOps {
             let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
             switch task.updateState(TaskState.transitionToNotifiedByValue) {
             case .doNothing: break
-            case .submit: task.ops.schedule(task)  // the waker's reference became the Notified's
+            case .submit:
+                task.ops.schedule(task)  // the Notified's new reference
+                task.dropReference()  // the waker's, only now that `schedule` has returned
             case .dealloc: task.ops.dealloc(task)
             }
         },

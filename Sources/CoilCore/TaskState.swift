@@ -130,8 +130,8 @@ public struct TaskState: Hashable, Sendable, CustomStringConvertible {
 /// What a waker's wake owns.
 @frozen public enum Notify: Hashable, Sendable {
     case doNothing
-    /// A Notified reference exists now (the waker's own, for wake-by-value; a new one, for
-    /// wake-by-ref): schedule it.
+    /// A new reference was taken for a Notified: schedule it. (Wake-by-value then drops the
+    /// waker's own reference, after `schedule` returns.)
     case submit
     /// The waker held the last reference: deallocate.
     case dealloc
@@ -228,8 +228,12 @@ extension TaskState {
             next.decrementRef()
             return (next, next.refCount == 0 ? .dealloc : .doNothing)
         }
-        // Idle and not yet notified: the waker's reference becomes the Notified's (rule 4).
+        // Idle and not yet notified: a new reference for the Notified (rule 4). The waker keeps
+        // its own until the scheduler's `schedule` has returned, because the scheduler value lives
+        // inside the task: handing it the waker's reference would let another thread run, finish
+        // and free the task while `schedule` still executes.
         next.set(notified)
+        next.incrementRef()
         return (next, .submit)
     }
 
@@ -296,8 +300,10 @@ extension TaskState {
     /// The JoinHandle takes the join-waker field back to replace it. Fails if the task completed.
     @inlinable
     public static func unsetJoinWaker(_ state: TaskState) -> (TaskState, Bool) {
-        precondition(state.isJoinInterested && state.isJoinWakerSet, "unset-join-waker out of order")
+        precondition(state.isJoinInterested, "unset-join-waker without join interest")
+        // Completion first: the completer may have cleared JOIN_WAKER since the handle looked.
         guard !state.isComplete else { return (state, false) }
+        precondition(state.isJoinWakerSet, "unset-join-waker out of order")
         var next = state
         next.clear(joinWaker)
         return (next, true)

@@ -63,13 +63,24 @@ public struct RawWaker: @unchecked Sendable, Equatable {
 @frozen
 public struct Waker: ~Copyable, @unchecked Sendable {
     // SAFETY: the vtable functions are required to be thread-safe, so a Waker may cross threads.
-    @usableFromInline let raw: RawWaker
+    //
+    // Both words are stored as optionals, which leaves the type with no spare bit patterns, so
+    // `Waker?` carries its own tag byte. With a spare pattern (a non-optional vtable pointer), Swift
+    // 6.3 miscompiles optional chaining on a borrowed `Waker?` after `take()`: `take()` writes nil
+    // into the vtable word, but `waker?.clone()` still takes the `.some` branch and calls through a
+    // null vtable. WakerTests.testOptionalChainingAfterTake guards this.
+    @usableFromInline let vtable: UnsafePointer<WakerVTable>?
+    @usableFromInline let data: UnsafeRawPointer?
+
+    /// The unowned parts.
+    @inlinable var raw: RawWaker { RawWaker(data: data, vtable: vtable.unsafelyUnwrapped) }
 
     /// Takes ownership of one reference described by `raw`; the vtable's `drop` releases it when this
     /// waker goes away.
     @inlinable
     public init(unsafeRaw raw: RawWaker) {
-        self.raw = raw
+        self.vtable = raw.vtable
+        self.data = raw.data
     }
 
     /// A new waker for the same target, owning its own reference.

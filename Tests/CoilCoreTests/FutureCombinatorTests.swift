@@ -5,13 +5,19 @@ import XCTest
 
 final class FutureCombinatorTests: XCTestCase {
     func pollOnce<F: Future & ~Copyable>(_ future: inout F) -> Poll<F.Output> {
-        Context.withWaker(Waker.noop) { future.poll(&$0) }
+        // An owning context rather than `Context.withWaker { future.poll(&$0) }`: under
+        // -sanitize=thread, Swift 6.3 instruments the closure's inout capture of a zero-sized
+        // future (Pending) with a bogus address and TSan crashes.
+        var context = Context(waker: Waker.noop)
+        return future.poll(&context)
     }
 
     func testReadyAndPending() {
         var a = ready(5)
         XCTAssertEqual(pollOnce(&a).readyValue, 5)
-        var never = pending(Int.self)
+        // Wrapped in a Map: polling the zero-sized Pending through a generic inout parameter
+        // crashes TSan's access instrumentation in Swift 6.3 (a toolchain bug, not Coil's).
+        var never = pending(Int.self).map { $0 }
         XCTAssertNil(pollOnce(&never).readyValue)
         XCTAssertNil(pollOnce(&never).readyValue)
     }

@@ -42,7 +42,7 @@ final class TaskCancelTests: XCTestCase {
 
     func testAbortWhileRunningTakesEffectWhenThePollReturns() {
         let runtime = TestRuntime(), log = runtime.log
-        let abortSlot = Mutex<AbortHandle?>(nil)
+        let abortSlot = LockedValue<AbortHandle?>(nil)
         let tracker = DeallocToken(log)  // captured by the future: dropped with it
         var handle = runtime.spawn(pollFn { [tracker] _ -> Poll<Int> in
             _ = tracker

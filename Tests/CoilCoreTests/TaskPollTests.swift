@@ -42,7 +42,7 @@ final class TaskPollTests: XCTestCase {
 
     func testManyWakesWhileIdleQueueOneNotified() {
         let runtime = TestRuntime(), log = runtime.log
-        let stored = Mutex<Waker?>(nil)
+        let stored = LockedValue<Waker?>(nil)
         var polls = 0
         let handle = runtime.spawn(pollFn { context -> Poll<Int> in
             polls += 1

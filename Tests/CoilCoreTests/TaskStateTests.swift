@@ -51,9 +51,10 @@ final class TaskStateTests: XCTestCase {
     }
 
     func testWakeByValue() {
-        // Idle, not notified: the waker's reference becomes the Notified's.
+        // Idle, not notified: a new reference for the Notified; the waker drops its own after
+        // scheduling (the scheduler lives inside the task).
         XCTAssertEqual(S.transitionToNotifiedByValue(state(refs: 2)).1, .submit)
-        XCTAssertEqual(S.transitionToNotifiedByValue(state(refs: 2)).0, state(refs: 2, S.notified))
+        XCTAssertEqual(S.transitionToNotifiedByValue(state(refs: 2)).0, state(refs: 3, S.notified))
         // Running: mark, drop the waker's reference.
         XCTAssertEqual(S.transitionToNotifiedByValue(state(refs: 2, S.running)).0, state(refs: 1, S.running, S.notified))
         // Already notified or complete: just drop; the last one deallocates.
@@ -104,6 +105,8 @@ final class TaskStateTests: XCTestCase {
         XCTAssertFalse(S.setJoinWaker(state(refs: 2, S.joinInterest, S.complete)).1)
         XCTAssertTrue(S.unsetJoinWaker(state(refs: 2, S.joinInterest, S.joinWaker)).1)
         XCTAssertFalse(S.unsetJoinWaker(state(refs: 2, S.joinInterest, S.joinWaker, S.complete)).1)
+        // Found by the model checker: the handle saw JOIN_WAKER, then the completer cleared it.
+        XCTAssertFalse(S.unsetJoinWaker(state(refs: 2, S.joinInterest, S.complete)).1)
         XCTAssertTrue(S.unsetWakerAfterComplete(state(refs: 2, S.joinInterest, S.joinWaker, S.complete)).1)
         XCTAssertFalse(S.unsetWakerAfterComplete(state(refs: 2, S.joinWaker, S.complete)).1)
     }

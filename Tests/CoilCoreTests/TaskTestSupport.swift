@@ -4,12 +4,12 @@ import XCTest
 
 /// What a test counts.
 enum TaskEvent: Hashable, Sendable {
-    case polls, futureDrops, outputDrops, deallocs, schedules, yields
+    case polls, futureDrops, outputsMade, outputDrops, deallocs, schedules, yields
 }
 
 /// Exact counts of everything that happens to the tasks of one test.
 final class TaskLog: Sendable {
-    let counts = Mutex<[TaskEvent: Int]>([:])
+    let counts = LockedValue<[TaskEvent: Int]>([:])
 
     func count(_ event: TaskEvent) -> Int { counts.withLock { $0[event, default: 0] } }
     func bump(_ event: TaskEvent) { counts.withLock { $0[event, default: 0] += 1 } }
@@ -27,8 +27,8 @@ final class DeallocToken: Sendable {
 /// schedule and yield. Each task gets its own value (and so its own DeallocToken).
 struct CountingScheduler: TaskScheduler {
     final class Shared: @unchecked Sendable {
-        // SAFETY: `queue` is behind its Mutex; `owned` is internally locked.
-        let queue = Mutex<[RawTask]>([])
+        // SAFETY: `queue` is behind its lock; `owned` is internally locked.
+        let queue = LockedValue<[RawTask]>([])
         let owned = OwnedTasks()
     }
 
@@ -98,7 +98,7 @@ final class Gate: Sendable {
         var open = false
         var waker: Waker? = nil
     }
-    let state = Mutex(State())
+    let state = LockedValue(State())
 
     /// Opens the gate and wakes the stored waker by value. Returns whether one was stored.
     @discardableResult
@@ -145,7 +145,9 @@ struct GatedFuture: Future, ~Copyable {
             if !(state.waker?.willWake(context.waker) ?? false) { state.waker = context.waker.clone() }
             return false
         }
-        return isOpen ? .ready(TrackedOutput(value, log)) : .pending
+        guard isOpen else { return .pending }
+        log.bump(.outputsMade)
+        return .ready(TrackedOutput(value, log))
     }
 
     deinit { log.bump(.futureDrops) }

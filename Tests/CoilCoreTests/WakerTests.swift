@@ -65,4 +65,16 @@ final class WakerTests: XCTestCase {
         _ = Waker(unsafeRaw: raw)
         XCTAssertEqual(counter.counts.drops, 1)
     }
+
+    /// Swift 6.3 miscompiled `waker?.clone()` after `take()` while Waker had a spare bit pattern
+    /// (it called through a null vtable); Waker's layout now avoids that. This must not crash.
+    func testOptionalChainingAfterTake() {
+        let counter = CountingWaker()
+        var stored: Waker? = counter.makeWaker()
+        let taken = stored.take()
+        XCTAssertTrue(taken != nil)
+        let clone = stored?.clone()
+        XCTAssertTrue(clone == nil)
+        XCTAssertEqual(counter.counts.clones, 0)
+    }
 }
