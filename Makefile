@@ -1,19 +1,37 @@
 # Coil's commands. `make test` is what CI runs; every target installs liburing-dev when missing.
 SWIFT ?= swift
 
-.PHONY: deps test test-plain test-tsan demo bench stress clean
+.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo bench stress clean
 
 deps:
 	@scripts/ensure-deps.sh
 
-# The whole suite, then the whole suite again under ThreadSanitizer.
-test: deps test-plain test-tsan
+# The whole suite, then the whole suite again under ThreadSanitizer, then a one-minute fuzz run.
+test: deps test-plain test-tsan fuzz-smoke
 
 test-plain: deps
 	$(SWIFT) test
 
 test-tsan: deps
 	$(SWIFT) test --sanitize=thread
+
+# The task-state fuzzer (Fuzz/, libFuzzer + AddressSanitizer). lld links it: gold hits an internal
+# error on this binary. Crashing inputs are written to Fuzz/crash-*.
+FUZZ_BUILD = cd Fuzz && $(SWIFT) build -c release --product task-fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+FUZZ_RUN = cd Fuzz && mkdir -p .build/corpus/task && SWIFT_BACKTRACE=enable=no .build/release/task-fuzzer \
+	.build/corpus/task corpus/task -max_len=256
+
+fuzz-build: deps
+	$(FUZZ_BUILD)
+
+# Replays the seed corpus, then fuzzes for 60 seconds (part of `make test`).
+fuzz-smoke: fuzz-build
+	cd Fuzz && $(SWIFT) run -c release task-fuzz-replay corpus/task
+	$(FUZZ_RUN) -max_total_time=60
+
+# The long run: ten minutes.
+fuzz: fuzz-build
+	$(FUZZ_RUN) -max_total_time=600
 
 # The main demo: queue throughput and io_uring NOP throughput, Coil from Swift beside C and a
 # mutex baseline, as a short table (release build, about a minute).
@@ -24,10 +42,10 @@ demo: deps
 bench: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
 
-# Long stress runs of the concurrent queues (50x the CI size), plain and under ThreadSanitizer.
+# Long stress runs of the concurrent queues and tasks (50x the CI size), plain and under TSan.
 stress: deps
 	COIL_STRESS_SCALE=50 $(SWIFT) test -c release --filter 'Stress'
 	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake'
 
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build Benchmarks/.build Fuzz/.build

@@ -13,6 +13,18 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 20
     )
 
+    // Tasks on the single-thread executor: one allocation per spawn, none per wake or poll.
+    Benchmark("task spawn+poll+complete+join") { benchmark in
+        let executor = LocalExecutor()
+        benchmark.startMeasurement()
+        blackHole(TaskHarness.spawnPollJoin(executor, count: benchmark.scaledIterations.count))
+    }
+    Benchmark("task wake->poll round trip") { benchmark in
+        let executor = LocalExecutor()
+        benchmark.startMeasurement()
+        blackHole(TaskHarness.wakePollRoundTrips(executor, count: benchmark.scaledIterations.count))
+    }
+
     // One push and one pop on one thread: the uncontended cost, and no allocation.
     Benchmark("MPMCQueue push+pop") { benchmark in
         let queue = try MPMCQueue<UInt64>(capacity: 1024)

@@ -3,6 +3,7 @@
 
 #include <CCoil.h>
 #include <liburing.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -193,3 +194,5 @@ double cbench_system_busy_seconds(void) {
     fclose(f);
     return (double)(u + n + sy + irq + sirq + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+size_t cbench_heap_in_use(void) { return mallinfo2().uordblks; }

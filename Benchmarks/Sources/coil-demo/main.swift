@@ -1,4 +1,4 @@
-// coil-demo: Coil's queues and io_uring driver measured beside their baselines, in one run.
+// coil-demo: Coil's queues, io_uring driver and tasks measured beside their baselines, in one run.
 //
 //   coil-demo                      the short table (`make demo`)
 //   coil-demo transfer --impl coil_mpmc_swift|coil_mpmc_c|mutex_deque_swift -m tput|lat
@@ -124,6 +124,33 @@ func demo() throws {
         print("| \(pad(String(batch), 5)) | \(pad(fmt(s, 2), 19)) | \(pad(fmt(c, 2), 16)) | \(pad(fmt(s / c, 2), 7)) |")
     }
     print("\nRing setup taken by both: \(setup)")
+    taskSection(reps: reps)
+}
+
+/// Nanoseconds per operation of `body(count)`.
+func nanoseconds(per count: Int, _ body: (Int) -> Int) -> Double {
+    let clock = ContinuousClock()
+    var sink = 0
+    let elapsed = clock.measure { sink = body(count) }
+    precondition(sink != Int.min)
+    return Double(elapsed.components.seconds) * 1e9 / Double(count)
+        + Double(elapsed.components.attoseconds) / 1e9 / Double(count)
+}
+
+func taskSection(reps: Int) {
+    print("\nTasks on the single-thread LocalExecutor (CoilCore), median of \(reps):\n")
+    let executor = LocalExecutor()
+    let spawn = median((0..<reps).map { _ in
+        nanoseconds(per: 1_000_000) { TaskHarness.spawnPollJoin(executor, count: $0) } })
+    let wake = median((0..<reps).map { _ in
+        nanoseconds(per: 2_000_000) { TaskHarness.wakePollRoundTrips(executor, count: $0) } })
+    let footprint = TaskHarness.idleTaskFootprint(count: 1_000_000)
+    print("| shape                                   | result       |")
+    print("|-----------------------------------------|--------------|")
+    print("| spawn + poll + complete + join          | \(pad(fmt(spawn) + " ns", 12)) |")
+    print("| wake -> schedule -> poll round trip     | \(pad(fmt(wake) + " ns", 12)) |")
+    print("| 1,000,000 idle tasks: heap per task     | \(pad(fmt(footprint.heapBytes, 0) + " B", 12)) |")
+    print("| 1,000,000 idle tasks: resident per task | \(pad(fmt(footprint.residentBytes, 0) + " B", 12)) |")
 }
 
 let arguments = CommandLine.arguments.dropFirst()

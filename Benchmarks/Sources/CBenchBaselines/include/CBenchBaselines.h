@@ -40,4 +40,7 @@ double cbench_system_busy_seconds(void);
 
 /* The process's busy CPU seconds (user + system), for the cores-used column. */
 double cbench_cpu_seconds(void);
+/// Bytes of heap in use (glibc mallinfo2().uordblks), for per-task footprints.
+size_t cbench_heap_in_use(void);
+
 #endif

@@ -1,0 +1,1 @@
+// Intentionally empty: the target exists for its header; libFuzzer provides the symbol.
