@@ -14,6 +14,7 @@ public protocol Future<Output>: ~Copyable {
 public struct Ready<Output>: Future {
     @usableFromInline var value: Output?
 
+    /// A future whose first poll returns `value`.
     @inlinable public init(_ value: Output) { self.value = value }
 
     @inlinable
@@ -27,6 +28,7 @@ extension Ready: Sendable where Output: Sendable {}
 
 /// A future that never completes. See `pending(_:)`.
 public struct Pending<Output>: Future, Sendable {
+    /// A future that is pending forever.
     @inlinable public init() {}
 
     @inlinable
@@ -47,6 +49,7 @@ public struct Pending<Output>: Future, Sendable {
 public struct PollFn<Output>: Future {
     @usableFromInline var body: (inout Context) -> Poll<Output>
 
+    /// A future whose every poll calls `body`.
     @inlinable public init(_ body: @escaping (inout Context) -> Poll<Output>) { self.body = body }
 
     @inlinable

@@ -14,6 +14,7 @@ import Synchronization
 public final class LocalExecutor {
     @usableFromInline let scheduler: LocalScheduler
 
+    /// An executor with no tasks; nothing runs until `runUntilStalled`, `runOne` or `blockOn`.
     public init() {
         scheduler = LocalScheduler()
     }
@@ -50,20 +51,14 @@ public final class LocalExecutor {
     /// Drives `future` and the spawned tasks on this thread until `future` is ready, sleeping when
     /// nothing is runnable until a waker (from any thread) makes something runnable.
     public func blockOn<F: Future & ~Copyable>(_ future: consuming F) -> F.Output {
-        let signal = BlockOnSignal(parker: scheduler.parker)
-        var future = future
-        var context = Context(waker: signal.makeWaker())
-        while true {
-            if signal.woken.exchange(false, ordering: .acquiring), case .ready(let value) = future.poll(&context) {
-                return value
-            }
-            // Bound the batch so the main future is polled again soon after it is woken.
+        // Tasks run in batches of at most 64 so the main future is polled again soon after a wake.
+        drive(future, parker: scheduler.parker) {
             var ran = 0
             while ran < 64, let task = scheduler.pop() {
                 task.run()
                 ran += 1
             }
-            if ran == 0 && !signal.woken.load(ordering: .acquiring) { scheduler.parker.park() }
+            return ran > 0
         }
     }
 

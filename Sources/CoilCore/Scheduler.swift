@@ -15,6 +15,7 @@ public protocol TaskScheduler: Sendable {
 }
 
 extension TaskScheduler {
+    /// By default a yield is an ordinary schedule.
     public func yieldNow(_ task: consuming Notified) { schedule(task) }
 }
 
@@ -31,11 +32,13 @@ public struct OwnedTasks: ~Copyable, Sendable {
 
     let list = LockedValue(List())
 
+    /// An empty, open list.
     public init() {}
 
     /// A spawned task, as `bind` hands it back.
     @frozen
     public struct Bound<Success>: ~Copyable {
+        /// The task's JoinHandle, for the spawner.
         public var handle: JoinHandle<Success>
         /// The first Notified, to schedule; nil when the list was closed and the task was shut down.
         public var notified: Notified?
@@ -96,6 +99,7 @@ public struct OwnedTasks: ~Copyable, Sendable {
     /// How many tasks are alive and owned.
     public var count: Int { list.withLock { $0.count } }
 
+    /// Whether `closeAndShutdownAll` ran: new tasks are cancelled at once.
     public var isClosed: Bool { list.withLock { $0.closed } }
 
     /// Refuses further tasks, then shuts down every owned task: idle ones are cancelled here (their

@@ -26,6 +26,7 @@ public struct TaskID: Hashable, Sendable, CustomStringConvertible {
 
     @inlinable init(rawValue: UInt64) { self.rawValue = rawValue }
 
+    /// `task#<n>`.
     public var description: String { "task#\(rawValue)" }
 }
 
@@ -58,6 +59,7 @@ struct TaskHeader: ~Copyable {
 public struct RawTask: Hashable, @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
 
+    /// The task at `pointer`, which must be the address of a task allocation (from `intoRaw()`).
     @inlinable public init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
 
     @inlinable var header: UnsafeMutablePointer<TaskHeader> { pointer.assumingMemoryBound(to: TaskHeader.self) }
@@ -105,7 +107,6 @@ class TaskOps {
     @usableFromInline class func dropJoinHandleSlow(_ task: RawTask) { fatalError("abstract") }
     @usableFromInline class func tryReadOutput(_ task: RawTask, into destination: UnsafeMutableRawPointer,
                                                waker: RawWaker) { fatalError("abstract") }
-    @usableFromInline class var allocationSize: Int { fatalError("abstract") }
 }
 
 // MARK: - The task's waker

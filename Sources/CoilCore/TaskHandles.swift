@@ -10,7 +10,9 @@ public struct Notified: ~Copyable, @unchecked Sendable {
     /// Takes ownership of one Notified reference that `task` stands for.
     @inlinable public init(unsafeRaw task: RawTask) { self.task = task }
 
+    /// The task's identity.
     @inlinable public var id: TaskID { task.id }
+    /// The task, unowned (for logging or identity; the reference stays with this Notified).
     @inlinable public var raw: RawTask { task }
 
     /// Polls the task once (or carries out its cancellation), consuming this reference.
@@ -39,6 +41,7 @@ public struct OwnedTask: ~Copyable, @unchecked Sendable {
 
     @inlinable init(unsafeRaw task: RawTask) { self.task = task }
 
+    /// The task's identity.
     @inlinable public var id: TaskID { task.id }
 
     /// Cancels the task: drops its future now if nobody is polling it, otherwise the poller will.
@@ -65,11 +68,13 @@ public struct JoinError: Error, CustomStringConvertible {
     public let id: TaskID
     public let reason: Reason
 
+    /// An error for task `id`.
     public init(id: TaskID, reason: Reason) {
         self.id = id
         self.reason = reason
     }
 
+    /// Whether the task was cancelled (aborted or shut down).
     public var isCancelled: Bool {
         if case .cancelled = reason { return true }
         return false
@@ -81,6 +86,7 @@ public struct JoinError: Error, CustomStringConvertible {
         return nil
     }
 
+    /// `task#<n> was cancelled` or `task#<n> failed: <error>`.
     public var description: String {
         switch reason {
         case .cancelled: return "\(id) was cancelled"
@@ -109,6 +115,7 @@ public struct JoinHandle<Success>: ~Copyable, Future {
     /// output is `Success`.
     @inlinable init(unsafeRaw task: RawTask) { self.task = task }
 
+    /// The task's identity.
     @inlinable public var id: TaskID { task.id }
 
     /// Whether the task has finished (completed or been cancelled).
@@ -165,6 +172,7 @@ public final class AbortHandle: @unchecked Sendable {
         self.task = task
     }
 
+    /// The task's identity.
     @inlinable public var id: TaskID { task.id }
 
     /// Whether the task has finished (completed or been cancelled).

@@ -33,8 +33,6 @@ final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
             MemoryLayout<RawWaker?>.alignment)
     }
 
-    @inlinable override class var allocationSize: Int { size }
-
     @inlinable static func scheduler(_ task: RawTask) -> UnsafeMutablePointer<S> {
         (task.pointer + schedulerOffset).assumingMemoryBound(to: S.self)
     }

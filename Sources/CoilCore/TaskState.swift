@@ -64,8 +64,10 @@ public struct TaskState: Hashable, Sendable, CustomStringConvertible {
     /// with join interest.
     public static let initial = TaskState(bits: 3 * refOne | notified | joinInterest)
 
+    /// The state whose word is `bits`.
     @inlinable public init(bits: UInt64) { self.bits = bits }
 
+    /// The number of reference holders (rule 1).
     @inlinable public var refCount: UInt64 { bits >> TaskState.refShift }
     @inlinable public var isRunning: Bool { bits & TaskState.running != 0 }
     @inlinable public var isComplete: Bool { bits & TaskState.complete != 0 }
@@ -88,6 +90,7 @@ public struct TaskState: Hashable, Sendable, CustomStringConvertible {
         bits -= count * TaskState.refOne
     }
 
+    /// The count and the set flags, e.g. `TaskState(refs: 3, NOTIFIED|JOIN_INTEREST)`.
     public var description: String {
         var flags: [String] = []
         if isRunning { flags.append("RUNNING") }
@@ -334,8 +337,10 @@ extension TaskState {
 public struct TaskStateCell: ~Copyable {
     @usableFromInline let word: Atomic<UInt64>
 
+    /// A cell holding `state`.
     @inlinable public init(_ state: TaskState) { word = Atomic(state.bits) }
 
+    /// The current state (acquiring).
     @inlinable public func load() -> TaskState { TaskState(bits: word.load(ordering: .acquiring)) }
 
     /// Applies `transition` with a CAS loop; a transition that changes nothing costs only the load.

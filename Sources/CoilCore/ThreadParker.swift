@@ -39,9 +39,9 @@ final class ThreadParker: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         guard state.compareExchange(expected: Self.empty, desired: Self.parked, ordering: .relaxed).exchanged else {
-            // A token arrived between the two checks.
-            state.store(Self.empty, ordering: .relaxed)
-            _ = state.load(ordering: .acquiring)
+            // A token arrived between the two checks (only unpark sets it): consume it, acquiring
+            // what the unparker published.
+            _ = state.exchange(Self.empty, ordering: .acquiring)
             return
         }
         while true {
@@ -63,60 +63,5 @@ final class ThreadParker: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             pthread_cond_signal(condition)
         }
-    }
-}
-
-/// The waker `blockOn` gives its future: waking sets `woken` and unparks the thread.
-final class BlockOnSignal: @unchecked Sendable {
-    let parker: ThreadParker
-    let woken = Atomic<Bool>(true)  // poll once at the start
-
-    init(parker: ThreadParker) { self.parker = parker }
-
-    func wake() {
-        woken.store(true, ordering: .releasing)
-        parker.unpark()
-    }
-
-    /// A waker owning one retain of this signal.
-    func makeWaker() -> Waker {
-        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
-                                  vtable: blockOnWakerVTable))
-    }
-
-    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<BlockOnSignal> {
-        Unmanaged.fromOpaque(data!)
-    }
-}
-
-nonisolated(unsafe) let blockOnWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
-    WakerVTable(
-        clone: { data in
-            _ = BlockOnSignal.from(data).retain()
-            return data
-        },
-        wake: { data in
-            let signal = BlockOnSignal.from(data)
-            signal.takeUnretainedValue().wake()
-            signal.release()
-        },
-        wakeByRef: { data in BlockOnSignal.from(data).takeUnretainedValue().wake() },
-        drop: { data in BlockOnSignal.from(data).release() }))
-
-/// Runs `future` to completion on the calling thread, sleeping while it is pending until its waker
-/// is woken (from any thread).
-///
-/// ```swift
-/// let (a, b) = blockOn(join(ready(1), ready(2)))
-/// ```
-public func blockOn<F: Future & ~Copyable>(_ future: consuming F) -> F.Output {
-    let signal = BlockOnSignal(parker: ThreadParker())
-    var future = future
-    var context = Context(waker: signal.makeWaker())
-    while true {
-        if signal.woken.exchange(false, ordering: .acquiring), case .ready(let value) = future.poll(&context) {
-            return value
-        }
-        if !signal.woken.load(ordering: .acquiring) { signal.parker.park() }
     }
 }

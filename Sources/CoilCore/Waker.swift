@@ -11,6 +11,7 @@ public struct WakerVTable: Sendable {
     public let wakeByRef: @convention(c) (UnsafeRawPointer?) -> Void
     public let drop: @convention(c) (UnsafeRawPointer?) -> Void
 
+    /// A vtable from four functions (see the type's documentation for their contracts).
     public init(
         clone: @convention(c) (UnsafeRawPointer?) -> UnsafeRawPointer?,
         wake: @convention(c) (UnsafeRawPointer?) -> Void,
@@ -39,6 +40,7 @@ public struct RawWaker: @unchecked Sendable, Equatable {
     public let data: UnsafeRawPointer?
     public let vtable: UnsafePointer<WakerVTable>
 
+    /// The parts of a waker; owns nothing until given to `Waker(unsafeRaw:)`.
     public init(data: UnsafeRawPointer?, vtable: UnsafePointer<WakerVTable>) {
         self.data = data
         self.vtable = vtable

@@ -178,8 +178,8 @@ struct TaskModel {
         // Completion
         case .cancelling:
             try check(w.runningOwner == me, "cancel without RUNNING", w)
-            if w.stage == .future { w.futureDrops += 1 }
             try check(w.stage == .future, "cancelled a task whose future was gone: \(w.stage)", w)
+            w.futureDrops += 1
             w.stage = .cancelled
             w.pcs[me] = .completeStart
         case .completeStart:
