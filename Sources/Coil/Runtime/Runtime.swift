@@ -1,0 +1,242 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CCoil
+import CoilCore
+import Synchronization
+
+/// Coil's runtime: worker threads (or the calling thread) that poll tasks, each with its own
+/// io_uring ring and timer wheel, plus a pool for blocking work.
+///
+/// ```swift
+/// let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+/// let answer = runtime.blockOn(runtime.spawn(ready(21).map { $0 * 2 }))   // .success(42)
+/// runtime.shutdown()
+/// ```
+///
+/// A multi-thread runtime runs tasks on its workers at all times. A current-thread runtime runs
+/// them only while some thread is inside `blockOn` (as Tokio's `current_thread`). The runtime is
+/// also a Swift `TaskExecutor`: `Task(executorPreference: runtime) { ... }` runs async code on
+/// the workers, in the same run queues as Coil tasks.
+///
+/// Dropping the runtime shuts it down and waits for its threads (see `shutdown(timeout:)`).
+public final class Runtime: @unchecked Sendable {
+    // SAFETY: `threads` is written in init and read in shutdown, which `shutdownLock` serialises;
+    // everything else is immutable or atomic.
+    @usableFromInline let shared: Shared
+    private let lifecycle = WorkerLifecycle()
+    private var threads: [OSThread] = []
+    private let coreBusy = Atomic<Bool>(false)
+    private let shutdownLock = ConditionLock(false)
+
+    /// The number of cores this process may run on (the default worker count).
+    public static var availableCores: Int {
+        let count = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return count > 0 ? count : 1
+    }
+
+    init(config: RuntimeConfiguration) throws(RuntimeError) {
+        shared = try Shared(config: config)
+        shared.blocking.runtime = shared
+        var workers: [Worker] = []
+        for index in 0..<shared.workerCount {
+            workers.append(try Worker(index: index, shared: shared, localQueueCapacity: config.localQueueCapacity,
+                                      lifoEnabled: config.flavor == .multiThread))
+        }
+        shared.workers = workers
+        switch config.flavor {
+        case .currentThread:
+            // Any thread may drive a current-thread runtime (one at a time), so its ring is shared.
+            try workers[0].openRing(entries: config.ringEntries, options: [.shared])
+        case .multiThread:
+            var startFailure: RuntimeError? = nil
+            for worker in workers {
+                do {
+                    let lifecycle = self.lifecycle
+                    threads.append(try OSThread.start(name: config.threadName(worker.index), stackSize: config.stackSize) {
+                        worker.runThread(lifecycle: lifecycle)
+                    })
+                } catch {
+                    startFailure = error
+                    break
+                }
+            }
+            if startFailure != nil {
+                // Release the started workers into a failed startup so they exit.
+                lifecycle.state.withLock { state in
+                    state.failure = startFailure
+                    state.ready = shared.workerCount
+                }
+            }
+            if let failure = lifecycle.awaitReady(count: shared.workerCount) ?? startFailure {
+                _ = shared.beginShutdown()
+                for thread in threads { thread.join() }
+                threads = []
+                shared.closeInject()
+                throw failure
+            }
+        }
+    }
+
+    deinit { shutdown() }
+
+    /// Runs `future` to completion on the calling thread, entering the runtime so that `spawn`,
+    /// timers and `Handle.current` work inside it. On a current-thread runtime the runtime's tasks
+    /// run on this thread meanwhile. Must not be called from a worker thread (it would block it).
+    public func blockOn<F: Future & ~Copyable>(_ future: consuming F) -> F.Output {
+        precondition(Worker.current == nil,
+                     "Runtime.blockOn called on a Coil worker thread; spawn the future instead of blocking the worker")
+        if shared.config.flavor == .currentThread,
+           coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            defer { coreBusy.store(false, ordering: .releasing) }
+            return shared.workers[0].blockOnCurrentThread(future)
+        }
+        let context = EnteredContext.enter(worker: nil, shared: shared)
+        defer { context.restore() }
+        return CoilCore.blockOn(future)
+    }
+
+    /// Spawns `future` as a task (one allocation) and returns its handle. Dropping the handle
+    /// detaches the task.
+    @inlinable
+    public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.Output> {
+        shared.spawn(future)
+    }
+
+    /// Runs `body` on the blocking pool; the handle yields its result.
+    public func spawnBlocking<T>(_ body: @escaping @Sendable () -> T) -> JoinHandle<T> {
+        shared.blocking.spawn(body)
+    }
+
+    /// A handle to this runtime, for other threads.
+    public var handle: Handle { Handle(shared: shared) }
+
+    /// Counters and queue depths, readable at any time from any thread.
+    public var metrics: RuntimeMetrics { RuntimeMetrics(shared) }
+
+    /// Whether `shutdown` has begun.
+    public var isShutDown: Bool { shared.isShuttingDown }
+
+    /// Stops the runtime: refuses new tasks (they are cancelled at once), cancels every task
+    /// (idle futures are dropped on a worker, running ones when their poll returns), drops every
+    /// queued reference, unlinks every timer, closes the rings, and waits for the worker threads
+    /// and the blocking pool. With a `timeout`, stops waiting after it (threads still running a
+    /// blocking closure or a long poll are detached) and returns false. Calling it again returns
+    /// at once. Must not be called from one of this runtime's workers.
+    @discardableResult
+    public func shutdown(timeout: Duration? = nil) -> Bool {
+        if let worker = Worker.current, worker.shared === shared {
+            preconditionFailure("Runtime.shutdown called on one of its own worker threads")
+        }
+        return shutdownLock.withLock { done -> Bool in
+            guard !done else { return true }
+            done = true
+            _ = shared.beginShutdown()
+            let deadline = timeout.map { MonotonicTime.nanoseconds() &+ MonotonicTime.nanoseconds($0) }
+            var clean = true
+            switch shared.config.flavor {
+            case .multiThread:
+                for worker in shared.workers { worker.unpark() }
+                if lifecycle.awaitExit(count: threads.count, deadline: deadline) == threads.count {
+                    for thread in threads { thread.join() }
+                } else {
+                    for thread in threads { thread.detach() }
+                    clean = false
+                }
+                threads = []
+            case .currentThread:
+                if coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                    let worker = shared.workers[0]
+                    let context = EnteredContext.enter(worker: worker, shared: shared)
+                    worker.shutdownWorker()
+                    context.restore()
+                    coreBusy.store(false, ordering: .releasing)
+                } else {
+                    // Another thread is inside blockOn: cancel here; it drops its queue.
+                    shared.owned.closeAndShutdownAll()
+                    shared.workers[0].unpark()
+                }
+            }
+            shared.closeInject()
+            if !shared.blocking.shutdown(deadline: deadline) { clean = false }
+            return clean
+        }
+    }
+}
+
+/// A cloneable, sendable reference to a runtime: spawn onto it from any thread, or find the
+/// runtime the calling code runs in with `Handle.current`.
+public struct Handle: Sendable {
+    @usableFromInline let shared: Shared
+
+    init(shared: Shared) { self.shared = shared }
+
+    /// The runtime the calling thread is in (a worker, a blocking thread, or inside `blockOn`).
+    /// Traps outside any runtime; `tryCurrent` does not.
+    public static var current: Handle {
+        guard let handle = tryCurrent else {
+            preconditionFailure("Handle.current used outside a Coil runtime (not on a worker, a blocking thread, or inside blockOn)")
+        }
+        return handle
+    }
+
+    /// The runtime the calling thread is in, if any.
+    public static var tryCurrent: Handle? { Shared.current.map { Handle(shared: $0) } }
+
+    /// Spawns `future` on this runtime; see `Runtime.spawn`.
+    @inlinable
+    public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.Output> {
+        shared.spawn(future)
+    }
+
+    /// Runs `body` on this runtime's blocking pool.
+    public func spawnBlocking<T>(_ body: @escaping @Sendable () -> T) -> JoinHandle<T> {
+        shared.blocking.spawn(body)
+    }
+
+    /// This runtime's counters.
+    public var metrics: RuntimeMetrics { RuntimeMetrics(shared) }
+}
+
+extension Runtime: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) { shared.enqueue(job: UnownedJob(job)) }
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { shared.unownedExecutor }
+}
+
+extension Handle {
+    /// The runtime as a Swift `TaskExecutor`, for `Task(executorPreference:)` and
+    /// `withTaskExecutorPreference` (the same executor as the `Runtime` itself).
+    public var executor: any TaskExecutor { shared }
+}
+
+/// Spawns `future` on the runtime the caller is in (`Handle.current`).
+@inlinable
+public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.Output> {
+    Handle.current.spawn(future)
+}
+
+/// Runs `body` on the blocking pool of the runtime the caller is in.
+public func spawnBlocking<T>(_ body: @escaping @Sendable () -> T) -> JoinHandle<T> {
+    Handle.current.spawnBlocking(body)
+}
+
+/// A future that returns pending once (rescheduling its task behind the other runnable ones),
+/// then ready: lets other tasks run.
+public struct YieldNow: Future, Sendable {
+    @usableFromInline var yielded = false
+
+    @inlinable public init() {}
+
+    @inlinable
+    public mutating func poll(_ context: inout Context) -> Poll<Void> {
+        if yielded { return .ready(()) }
+        yielded = true
+        context.waker.wakeByRef()
+        return .pending
+    }
+}
+
+/// Lets other tasks run before this one continues (Tokio's `task::yield_now`).
+@inlinable public func yieldNow() -> YieldNow { YieldNow() }

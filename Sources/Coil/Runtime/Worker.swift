@@ -1,0 +1,328 @@
+import CCoil
+import CoilCore
+import Synchronization
+
+/// One worker's state: its local run queue and LIFO slot, its ring, its timer wheel, its park
+/// state and its counters. A multi-thread runtime has one per thread; a current-thread runtime
+/// has one, driven by whichever thread is inside `blockOn`.
+///
+/// Everything not atomic is touched only by the thread driving the worker ("the owner").
+final class Worker: @unchecked Sendable {
+    // SAFETY: non-atomic fields are owner-only (see above); other threads use `queue` through
+    // its stealer operations, `parkState`/`ringPointer` through `unpark`, and the counters.
+    let index: Int
+    unowned(unsafe) let shared: Shared
+    let queue: OpaquePointer
+    private let overflow: UnsafeMutablePointer<UInt64>
+    private let lifoEnabled: Bool
+
+    /// A task word woken by the running task, run next (LIFO), or 0.
+    var lifo: UInt64 = 0
+    var tick: UInt32 = 0
+    var isSearching = false
+    /// True while the owner handles timers and completions on its way out of a park.
+    var inPark = false
+    private var rng: UInt64
+
+    /// Set by the owner before any other thread can call `unpark` (the startup barrier orders it).
+    private(set) var ring: IORing? = nil
+    private(set) var ringPointer: OpaquePointer? = nil
+    private var ringFD: Int32 = -1
+    let wheel: TimerWheel
+
+    static let running = 0, parked = 1, notified = 2
+    let parkState = Atomic<Int>(Worker.running)
+
+    /// Timers cancelled on other threads while in this worker's wheel; the owner unlinks them.
+    private let cancelledTimers = ConditionLock([TimerEntry]())
+    private let hasCancelledTimers = Atomic<Bool>(false)
+
+    // Counters: written by the owner only (load + store, no read-modify-write), read anywhere.
+    let polls = Atomic<UInt64>(0)
+    let steals = Atomic<UInt64>(0)
+    let parks = Atomic<UInt64>(0)
+    let overflows = Atomic<UInt64>(0)
+
+    init(index: Int, shared: Shared, localQueueCapacity: Int, lifoEnabled: Bool) throws(RuntimeError) {
+        guard let queue = coil_localq_create(UInt32(clamping: localQueueCapacity)) else {
+            throw .invalidConfiguration("local queue capacity \(localQueueCapacity) (1...\(COIL_LOCALQ_MAX_CAPACITY))")
+        }
+        self.index = index
+        self.shared = shared
+        self.queue = queue
+        let capacity = Int(coil_localq_capacity(queue))
+        overflow = .allocate(capacity: capacity / 2 + 1)
+        self.lifoEnabled = lifoEnabled
+        rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
+        wheel = TimerWheel(now: MonotonicTime.milliseconds(), id: 0)
+        wheel.id = Int(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        coil_localq_destroy(queue)
+        overflow.deallocate()
+    }
+
+    /// The worker the calling thread is driving, if any.
+    @inline(__always)
+    static var current: Worker? {
+        guard let raw = coil_context_worker() else { return nil }
+        return Unmanaged<Worker>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    // MARK: Ring
+
+    /// Creates the ring on the calling thread (which will own it) and enables remote wake-ups.
+    func openRing(entries: Int, options: IORing.Options) throws(RuntimeError) {
+        do {
+            let ring = try IORing(entries: entries, options: options)
+            try ring.enableWaker()
+            self.ring = ring
+            ringPointer = ring.ring
+            ringFD = ring.fileDescriptor
+        } catch {
+            throw .ring(error)
+        }
+    }
+
+    /// Drops the ring (on the owning thread, as SINGLE_ISSUER requires).
+    func closeRing() {
+        ringPointer = nil
+        ring = nil
+    }
+
+    private static let reapBatch = 64
+
+    /// Consumes every ready completion. The driver absorbs its own wake-ups; I/O completions get
+    /// their records here once the runtime submits I/O.
+    func reapCompletions() {
+        guard let ringPointer else { return }
+        withUnsafeTemporaryAllocation(of: coil_cqe_t.self, capacity: Self.reapBatch) { buffer in
+            while true {
+                let count = coil_ring_reap(ringPointer, buffer.baseAddress, UInt32(Self.reapBatch))
+                if count < Int32(Self.reapBatch) { break }
+            }
+        }
+    }
+
+    // MARK: Scheduling (owner)
+
+    /// Queues a word woken or spawned on this worker: into the LIFO slot (its previous occupant
+    /// moves to the queue), or at the back of the queue for a yield.
+    func scheduleLocal(_ word: UInt64, isYield: Bool) {
+        var published: Bool
+        if isYield || !lifoEnabled {
+            pushBack(word)
+            published = true
+        } else {
+            let previous = lifo
+            lifo = word
+            published = previous != 0
+            if published { pushBack(previous) }
+        }
+        // A stealable task appeared: wake a sibling if nobody is searching. Not while this worker
+        // is coming out of its own park (it is about to run the task itself).
+        if published && shared.workerCount > 1 && !inPark { shared.notifyParked() }
+    }
+
+    /// Pushes at the back of the local queue; when it is full, half of it and `word` go to the
+    /// inject queue.
+    func pushBack(_ word: UInt64) {
+        let spilled = coil_localq_push(queue, word, overflow)
+        if spilled > 0 {
+            overflows.store(overflows.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            for i in 0..<Int(spilled) { shared.pushInject(overflow[i]) }
+            if shared.workerCount > 1 { shared.notifyParked() }
+        }
+    }
+
+    var hasLocalWork: Bool { lifo != 0 || !coil_localq_is_empty(queue) }
+
+    /// The next word to run: the inject queue first every `globalQueueInterval` ticks (so remote
+    /// work is not starved), else the LIFO slot, the local queue, then the inject queue.
+    func nextTask() -> UInt64? {
+        if tick % shared.config.globalQueueInterval == 0, let word = shared.popInject() { return word }
+        if lifo != 0 {
+            let word = lifo
+            lifo = 0
+            return word
+        }
+        var word: UInt64 = 0
+        if coil_localq_pop(queue, &word) { return word }
+        return popInjectBatch()
+    }
+
+    /// Takes one word from the inject queue and moves a fair share of the rest into the local
+    /// queue, so that remote spawns are not fetched one contended pop at a time.
+    private func popInjectBatch() -> UInt64? {
+        guard let first = shared.popInject() else { return nil }
+        let available = shared.injectCount
+        guard available > 0 else { return first }
+        let capacity = Int(coil_localq_capacity(queue))
+        let room = capacity / 2 - Int(coil_localq_len(queue))
+        var share = min(available / shared.workerCount + 1, room, 64)
+        while share > 0, let word = shared.popInject() {
+            pushBack(word)
+            share -= 1
+        }
+        return first
+    }
+
+    /// Steals half of a random sibling's queue (then tries the inject queue). Only searching
+    /// workers steal, and at most half the workers search.
+    func steal() -> UInt64? {
+        let count = shared.workerCount
+        guard count > 1 else { return nil }
+        if !isSearching {
+            guard shared.idle.transitionToSearching() else { return nil }
+            isSearching = true
+        }
+        rng ^= rng << 13
+        rng ^= rng >> 7
+        rng ^= rng << 17
+        let start = Int(rng % UInt64(count))
+        var word: UInt64 = 0
+        for offset in 0..<count {
+            let victim = (start + offset) % count
+            if victim == index { continue }
+            if coil_localq_steal_into(shared.workers[victim].queue, queue, &word) {
+                steals.store(steals.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                return word
+            }
+        }
+        return shared.popInject()
+    }
+
+    /// A searching worker found work: stop searching; if it was the last searcher, wake another
+    /// so that any further work still has someone looking for it.
+    func transitionFromSearching() {
+        guard isSearching else { return }
+        isSearching = false
+        if shared.idle.transitionFromSearching() { shared.notifyParked() }
+    }
+
+    // MARK: Running
+
+    @inline(__always)
+    func run(_ word: UInt64) {
+        polls.store(polls.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        if RunQueueEntry.isJob(word) {
+            RunQueueEntry.job(word).runSynchronously(on: shared.unownedExecutor)
+        } else {
+            RunQueueEntry.task(word).run()
+        }
+    }
+
+    static let maxLIFOPolls = 3
+
+    /// Runs `word` under a fresh cooperative budget, then up to `maxLIFOPolls` tasks it woke
+    /// through the LIFO slot while the budget lasts; the rest go to the back of the queue.
+    func runTask(_ word: UInt64) {
+        coil_context_set_budget(shared.config.budget)
+        run(word)
+        var lifoPolls = 0
+        while lifo != 0 {
+            let next = lifo
+            lifo = 0
+            if lifoPolls >= Self.maxLIFOPolls || coil_context_budget() <= 0 || shared.isShuttingDown {
+                pushBack(next)
+                break
+            }
+            lifoPolls += 1
+            run(next)
+        }
+        coil_context_set_budget(-1)
+    }
+
+    // MARK: Parking
+
+    /// Wakes the worker if it is parked in its ring, or makes its next park return at once.
+    func unpark() {
+        if parkState.exchange(Worker.notified, ordering: .acquiringAndReleasing) == Worker.parked {
+            wakeRing()
+        }
+    }
+
+    private func wakeRing() {
+        guard let target = ringPointer else { return }
+        // From another worker: a MSG_RING on that worker's own ring. From any other thread (or if
+        // that fails): the eventfd.
+        if let current = Worker.current, current !== self, let mine = current.ringPointer,
+           coil_ring_prep_wake(mine, ringFD) == 0, coil_ring_submit(mine) >= 0 {
+            return
+        }
+        _ = coil_ring_wake(target)
+    }
+
+    /// Waits in the ring until a completion, a wake-up, or `deadline` (a millisecond tick).
+    /// Returns at once if an unpark came first.
+    func parkOnRing(deadline: UInt64?) {
+        if parkState.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
+            return
+        }
+        guard parkState.compareExchange(expected: Worker.running, desired: Worker.parked, ordering: .acquiringAndReleasing).exchanged else {
+            _ = parkState.exchange(Worker.running, ordering: .acquiring)
+            return
+        }
+        parks.store(parks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        var timeout: Int64 = -1
+        if let deadline {
+            let now = MonotonicTime.nanoseconds()
+            let at = deadline &* 1_000_000
+            timeout = at > now ? Int64(at - now) : 0
+        }
+        if let ringPointer {
+            _ = coil_ring_submit_and_wait(ringPointer, 1, timeout)
+        }
+        _ = parkState.exchange(Worker.running, ordering: .acquiring)
+        reapCompletions()
+    }
+
+    // MARK: Timers
+
+    /// Arms `entry` in this worker's wheel (called on the owner thread).
+    func insertTimer(_ entry: TimerEntry) {
+        if !wheel.insert(entry) { entry.fire() }
+    }
+
+    /// Hands a timer cancelled on another thread to this worker, which unlinks it.
+    func disarmRemotely(_ entry: TimerEntry) {
+        cancelledTimers.withLock { $0.append(entry) }
+        hasCancelledTimers.store(true, ordering: .releasing)
+        unpark()
+    }
+
+    /// Fires due timers, unlinks timers cancelled elsewhere, and (worker 0) adopts timers armed
+    /// from outside the workers.
+    func processTimers() {
+        if index == 0 { shared.adoptRemoteTimers(into: self) }
+        if hasCancelledTimers.load(ordering: .acquiring) {
+            let cancelled = cancelledTimers.withLock { list -> [TimerEntry] in
+                hasCancelledTimers.store(false, ordering: .relaxed)
+                defer { list.removeAll(keepingCapacity: true) }
+                return list
+            }
+            for entry in cancelled where entry.wheelID.load(ordering: .relaxed) == wheel.id { wheel.remove(entry) }
+        }
+        if wheel.count > 0 { wheel.advance(to: MonotonicTime.milliseconds()) }
+    }
+
+    /// Periodic work between tasks: completions and timers.
+    func maintenance() {
+        reapCompletions()
+        processTimers()
+    }
+
+    // MARK: Shutdown
+
+    /// Drops every queued task reference (the tasks are already cancelled) and counts Swift jobs
+    /// that can no longer run.
+    func drainQueues() {
+        if lifo != 0 {
+            shared.discard(lifo)
+            lifo = 0
+        }
+        var word: UInt64 = 0
+        while coil_localq_pop(queue, &word) { shared.discard(word) }
+    }
+}

@@ -1,0 +1,150 @@
+import Coil
+import CoilTestSupport
+import Synchronization
+import XCTest
+
+/// Both flavours, one behaviour per test: spawn, join, blockOn, handles, spawnBlocking, shutdown.
+final class RuntimeBasicsTests: XCTestCase {
+    nonisolated(unsafe) static let flavors: [(String, () throws -> Runtime)] = [
+        ("current-thread", { try Runtime.Builder.currentThread().build() }),
+        ("multi-thread(2)", { try Runtime.Builder.multiThread().workerThreads(2).build() }),
+        ("multi-thread(4, local queue 4)", { try Runtime.Builder.multiThread().workerThreads(4).localQueueCapacity(4).build() }),
+    ]
+
+    func testBlockOnReturnsTheFutureOutput() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            XCTAssertEqual(runtime.blockOn(ready(20).map { $0 + 22 }), 42, name)
+            XCTAssertTrue(runtime.shutdown(), name)
+        }
+    }
+
+    func testSpawnedTaskOutputReachesItsJoinHandle() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            let handle = runtime.spawn(ready(7).map { $0 * 6 })
+            let result = runtime.blockOn(handle)
+            XCTAssertEqual(try result.get(), 42, name)
+            XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
+            runtime.shutdown()
+        }
+    }
+
+    func testTasksSpawnedInsideTasksAllComplete() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            let counter = Counter()
+            let total = runtime.blockOn(pollFn { _ -> Poll<Int> in .ready(0) })
+            XCTAssertEqual(total, 0)
+            let outer = runtime.spawn(pollFn { _ -> Poll<Int> in
+                var handles = 0
+                for _ in 0..<1000 {
+                    _ = spawn(pollFn { _ -> Poll<Void> in
+                        counter.increment()
+                        return .ready(())
+                    })
+                    handles += 1
+                }
+                return .ready(handles)
+            })
+            let spawned = runtime.blockOn(outer)
+            XCTAssertEqual(try spawned.get(), 1000, name)
+            // Detached tasks: wait until they all ran.
+            runtime.blockOn(pollFn { context -> Poll<Void> in
+                if counter.value == 1000 { return .ready(()) }
+                context.waker.wakeByRef()
+                return .pending
+            })
+            XCTAssertEqual(counter.value, 1000, name)
+            XCTAssertTrue(runtime.shutdown(), name)
+        }
+    }
+
+    func testHandleCurrentInsideATaskIsItsRuntime() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            XCTAssertNil(Handle.tryCurrent)
+            let inside = runtime.blockOn(runtime.spawn(pollFn { _ in .ready(Handle.tryCurrent != nil) }))
+            XCTAssertEqual(try inside.get(), true, name)
+            XCTAssertTrue(runtime.blockOn(pollFn { _ in .ready(Handle.tryCurrent != nil) }), name)
+            XCTAssertNil(Handle.tryCurrent, name)
+            runtime.shutdown()
+        }
+    }
+
+    func testSpawnBlockingRunsOffTheWorkers() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            let results = runtime.blockOn(JoinAll(count: 8) { index in runtime.spawnBlocking { index * 2 } })
+            let sum = try results.reduce(0) { $0 + (try $1.get()) }
+            XCTAssertEqual(sum, 56, name)
+            XCTAssertGreaterThanOrEqual(runtime.metrics.blockingThreads, 1, name)
+            XCTAssertTrue(runtime.shutdown(), name)
+            XCTAssertEqual(runtime.metrics.blockingThreads, 0, name)
+        }
+    }
+
+    func testYieldNowLetsOtherTasksRun() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            let yields = Counter()
+            let results = runtime.blockOn(JoinAll(count: 50) { _ in runtime.spawn(YieldLoop(count: 100, yields: yields)) })
+            XCTAssertEqual(results.filter { (try? $0.get()) != nil }.count, 50, name)
+            XCTAssertEqual(yields.value, 5000, name)
+            runtime.shutdown()
+        }
+    }
+
+    func testSpawnAfterShutdownIsCancelledAtOnce() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            runtime.shutdown()
+            let handle = runtime.spawn(ready(1))
+            XCTAssertTrue(handle.isFinished, name)
+            let result = runtime.blockOn(handle)
+            XCTAssertEqual(result.isCancelled, true, name)
+        }
+    }
+
+    func testInvalidConfigurationIsRejected() {
+        XCTAssertThrowsError(try Runtime.Builder.multiThread().workerThreads(0).build())
+        XCTAssertThrowsError(try Runtime.Builder.multiThread().localQueueCapacity(1).build())
+    }
+}
+
+/// Yields `count` times through `YieldNow`, counting each.
+struct YieldLoop: Future {
+    var count: Int
+    let yields: Counter
+    var inner = YieldNow()
+
+    init(count: Int, yields: Counter) {
+        self.count = count
+        self.yields = yields
+    }
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        while count > 0 {
+            guard case .ready = inner.poll(&context) else { return .pending }
+            yields.increment()
+            count -= 1
+            inner = YieldNow()
+        }
+        return .ready(())
+    }
+}
+
+/// A shared counter for tasks on any thread.
+final class Counter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    init() {}
+    func increment(by amount: Int = 1) { atomic.add(amount, ordering: .relaxed) }
+    var value: Int { atomic.load(ordering: .acquiring) }
+}
+
+extension Result where Failure == JoinError {
+    var isCancelled: Bool {
+        if case .failure(let error) = self { return error.isCancelled }
+        return false
+    }
+}
