@@ -23,13 +23,8 @@ import Synchronization
 ///
 /// Dropping the runtime shuts it down and waits for its threads (see `shutdown(timeout:)`).
 public final class Runtime: @unchecked Sendable {
-    // SAFETY: `threads` is written in init and read in shutdown, which `shutdownLock` serialises;
-    // everything else is immutable or atomic.
+    // SAFETY: the only stored property is immutable.
     @usableFromInline let shared: Shared
-    private let lifecycle = WorkerLifecycle()
-    private var threads: [OSThread] = []
-    private let coreBusy = Atomic<Bool>(false)
-    private let shutdownLock = ConditionLock(false)
 
     /// The number of cores this process may run on (the default worker count).
     public static var availableCores: Int {
@@ -46,6 +41,7 @@ public final class Runtime: @unchecked Sendable {
                                       lifoEnabled: config.flavor == .multiThread))
         }
         shared.workers = workers
+        shared.attach(self)
         switch config.flavor {
         case .currentThread:
             // Any thread may drive a current-thread runtime (one at a time), so its ring is shared.
@@ -54,8 +50,8 @@ public final class Runtime: @unchecked Sendable {
             var startFailure: RuntimeError? = nil
             for worker in workers {
                 do {
-                    let lifecycle = self.lifecycle
-                    threads.append(try OSThread.start(name: config.threadName(worker.index), stackSize: config.stackSize) {
+                    let lifecycle = shared.lifecycle
+                    shared.threads.append(try OSThread.start(name: config.threadName(worker.index), stackSize: config.stackSize) {
                         worker.runThread(lifecycle: lifecycle)
                     })
                 } catch {
@@ -65,22 +61,31 @@ public final class Runtime: @unchecked Sendable {
             }
             if startFailure != nil {
                 // Release the started workers into a failed startup so they exit.
-                lifecycle.state.withLock { state in
+                shared.lifecycle.state.withLock { state in
                     state.failure = startFailure
                     state.ready = shared.workerCount
                 }
             }
-            if let failure = lifecycle.awaitReady(count: shared.workerCount) ?? startFailure {
+            if let failure = shared.lifecycle.awaitReady(count: shared.workerCount) ?? startFailure {
                 _ = shared.beginShutdown()
-                for thread in threads { thread.join() }
-                threads = []
+                for thread in shared.threads { thread.join() }
+                shared.threads = []
                 shared.closeInject()
                 throw failure
             }
         }
     }
 
-    deinit { shutdown() }
+    deinit {
+        // The last reference can go on one of our own workers (a Swift task that preferred this
+        // executor finished there): a worker cannot join itself, so shut down from a new thread.
+        if let worker = Worker.current, worker.shared === shared {
+            let shared = self.shared
+            _ = try? OSThread.start(name: "coil-shutdown", stackSize: nil) { shared.shutdown(timeout: nil) }.detach()
+        } else {
+            shared.shutdown(timeout: nil)
+        }
+    }
 
     /// Runs `future` to completion on the calling thread, entering the runtime so that `spawn`,
     /// timers and `Handle.current` work inside it. On a current-thread runtime the runtime's tasks
@@ -89,8 +94,8 @@ public final class Runtime: @unchecked Sendable {
         precondition(Worker.current == nil,
                      "Runtime.blockOn called on a Coil worker thread; spawn the future instead of blocking the worker")
         if shared.config.flavor == .currentThread,
-           coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            defer { coreBusy.store(false, ordering: .releasing) }
+           shared.coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            defer { shared.coreBusy.store(false, ordering: .releasing) }
             return shared.workers[0].blockOnCurrentThread(future)
         }
         let context = EnteredContext.enter(worker: nil, shared: shared)
@@ -127,42 +132,10 @@ public final class Runtime: @unchecked Sendable {
     /// at once. Must not be called from one of this runtime's workers.
     @discardableResult
     public func shutdown(timeout: Duration? = nil) -> Bool {
-        if let worker = Worker.current, worker.shared === shared {
+        if let worker = Worker.current, worker.shared === shared, !shared.isShuttingDown {
             preconditionFailure("Runtime.shutdown called on one of its own worker threads")
         }
-        return shutdownLock.withLock { done -> Bool in
-            guard !done else { return true }
-            done = true
-            _ = shared.beginShutdown()
-            let deadline = timeout.map { MonotonicTime.nanoseconds() &+ MonotonicTime.nanoseconds($0) }
-            var clean = true
-            switch shared.config.flavor {
-            case .multiThread:
-                for worker in shared.workers { worker.unpark() }
-                if lifecycle.awaitExit(count: threads.count, deadline: deadline) == threads.count {
-                    for thread in threads { thread.join() }
-                } else {
-                    for thread in threads { thread.detach() }
-                    clean = false
-                }
-                threads = []
-            case .currentThread:
-                if coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-                    let worker = shared.workers[0]
-                    let context = EnteredContext.enter(worker: worker, shared: shared)
-                    worker.shutdownWorker()
-                    context.restore()
-                    coreBusy.store(false, ordering: .releasing)
-                } else {
-                    // Another thread is inside blockOn: cancel here; it drops its queue.
-                    shared.owned.closeAndShutdownAll()
-                    shared.workers[0].unpark()
-                }
-            }
-            shared.closeInject()
-            if !shared.blocking.shutdown(deadline: deadline) { clean = false }
-            return clean
-        }
+        return shared.shutdown(timeout: timeout)
     }
 }
 
@@ -202,13 +175,15 @@ public struct Handle: Sendable {
 
 extension Runtime: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) { shared.enqueue(job: UnownedJob(job)) }
-    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { shared.unownedExecutor }
 }
 
 extension Handle {
     /// The runtime as a Swift `TaskExecutor`, for `Task(executorPreference:)` and
-    /// `withTaskExecutorPreference` (the same executor as the `Runtime` itself).
-    public var executor: any TaskExecutor { shared }
+    /// `withTaskExecutorPreference`: the `Runtime` itself. Traps if it was already released.
+    public var executor: any TaskExecutor {
+        guard let runtime = shared.runtime else { preconditionFailure("Handle.executor: the Runtime was released") }
+        return runtime
+    }
 }
 
 /// Spawns `future` on the runtime the caller is in (`Handle.current`).

@@ -27,6 +27,12 @@ final class Shared: @unchecked Sendable {
     let blocking: BlockingPool
     let discardedJobs = Atomic<Int>(0)
     let remoteSchedules = Atomic<UInt64>(0)
+    /// Multi-thread: the worker threads (written by Runtime.init before any reader exists).
+    var threads: [OSThread] = []
+    let lifecycle = WorkerLifecycle()
+    /// Current-thread: whether a thread is driving the one worker.
+    let coreBusy = Atomic<Bool>(false)
+    private let shutdownLock = ConditionLock(false)
 
     init(config: RuntimeConfiguration) throws(RuntimeError) {
         self.config = config
@@ -48,6 +54,46 @@ final class Shared: @unchecked Sendable {
 
     /// Marks the runtime as shutting down; returns false if it already was.
     func beginShutdown() -> Bool { !shuttingDown.exchange(true, ordering: .sequentiallyConsistent) }
+
+    // MARK: Shutdown
+
+    /// See `Runtime.shutdown(timeout:)`. Runs once; later calls return true at once.
+    @discardableResult
+    func shutdown(timeout: Duration?) -> Bool {
+        shutdownLock.withLock { done -> Bool in
+            guard !done else { return true }
+            done = true
+            _ = beginShutdown()
+            let deadline = timeout.map { MonotonicTime.nanoseconds() &+ MonotonicTime.nanoseconds($0) }
+            var clean = true
+            switch config.flavor {
+            case .multiThread:
+                for worker in workers { worker.unpark() }
+                if lifecycle.awaitExit(count: threads.count, deadline: deadline) == threads.count {
+                    for thread in threads { thread.join() }
+                } else {
+                    for thread in threads { thread.detach() }
+                    clean = false
+                }
+                threads = []
+            case .currentThread:
+                if coreBusy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                    let worker = workers[0]
+                    let context = EnteredContext.enter(worker: worker, shared: self)
+                    worker.shutdownWorker()
+                    context.restore()
+                    coreBusy.store(false, ordering: .releasing)
+                } else {
+                    // Another thread is inside blockOn: cancel here; it drops its queue.
+                    owned.closeAndShutdownAll()
+                    workers[0].unpark()
+                }
+            }
+            closeInject()
+            if !blocking.shutdown(deadline: deadline) { clean = false }
+            return clean
+        }
+    }
 
     // MARK: Spawning and scheduling
 
@@ -148,7 +194,17 @@ final class Shared: @unchecked Sendable {
         schedule(RunQueueEntry.word(job: job), isYield: false)
     }
 
-    var unownedExecutor: UnownedTaskExecutor { asUnownedTaskExecutor() }
+    /// The `Runtime` object: the identity of the runtime as a Swift `TaskExecutor`. Jobs run "on"
+    /// it, so a Swift task whose preference is the runtime stays on the workers. Unowned: the
+    /// Runtime joins the workers (the only users of `jobExecutor`) before it goes away.
+    private(set) weak var runtime: Runtime? = nil
+    private(set) var jobExecutor: UnownedTaskExecutor? = nil
+
+    /// Called once by `Runtime.init`, before any worker starts.
+    func attach(_ runtime: Runtime) {
+        self.runtime = runtime
+        jobExecutor = UnownedTaskExecutor(ordinary: runtime)
+    }
 
     /// The shared state of the runtime the calling thread has entered, if any.
     static var current: Shared? {
@@ -157,12 +213,6 @@ final class Shared: @unchecked Sendable {
     }
 }
 
-extension Shared: TaskExecutor {
-    @usableFromInline
-    func enqueue(_ job: consuming ExecutorJob) {
-        enqueue(job: UnownedJob(job))
-    }
-}
 
 /// The scheduler a runtime's tasks carry: a pointer to the runtime's shared state.
 @usableFromInline

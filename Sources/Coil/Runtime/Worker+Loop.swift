@@ -174,6 +174,7 @@ extension Worker {
                 ran += 1
             }
             maintenance()
+            if shared.isShuttingDown { drainQueues() }  // shut down from another thread meanwhile
             if ran == 0 && !signal.woken.load(ordering: .acquiring) && !hasLocalWork && shared.injectCount == 0 {
                 shared.config.onThreadPark?()
                 parkOnRing(deadline: wheel.nextDeadline)

@@ -207,7 +207,7 @@ final class Worker: @unchecked Sendable {
     func run(_ word: UInt64) {
         polls.store(polls.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if RunQueueEntry.isJob(word) {
-            RunQueueEntry.job(word).runSynchronously(on: shared.unownedExecutor)
+            RunQueueEntry.job(word).runSynchronously(on: shared.jobExecutor!)
         } else {
             RunQueueEntry.task(word).run()
         }

@@ -1,0 +1,87 @@
+import CoilCore
+import Synchronization
+
+/// Awaiting Coil futures from Swift `async` code.
+///
+/// ```swift
+/// let output = await runtime.spawn(work).value()      // a JoinHandle
+/// try await sleep(for: .milliseconds(5)).value()
+/// ```
+///
+/// The future is polled on the thread running the async code; when it is pending the async task
+/// suspends, and the future's waker resumes it. On a Coil worker (a task started with
+/// `Task(executorPreference: runtime)`) the resumption is queued on that worker like any woken
+/// task: no thread hop.
+extension Future where Self: ~Copyable {
+    public consuming func value() async -> Output {
+        let bridge = AsyncWakeBridge()
+        var future = self
+        var context = Context(waker: bridge.makeWaker())
+        while true {
+            if case .ready(let output) = future.poll(&context) { return output }
+            await bridge.waitForWake()
+        }
+    }
+}
+
+/// The waker between a pending future and the async task awaiting it.
+///
+/// States: idle (no wake pending, nobody suspended), suspended (the continuation is stored),
+/// woken (a wake came while nobody was suspended). `wake` resumes a suspended task or leaves
+/// `woken` behind; `waitForWake` consumes `woken` at once, so a wake is never lost.
+final class AsyncWakeBridge: @unchecked Sendable {
+    // SAFETY: `continuation` is written before the release CAS to `suspended` and taken only by
+    // whoever moves the state out of `suspended`.
+    private static let idle = 0, suspended = 1, woken = 2
+    private let state = Atomic<Int>(AsyncWakeBridge.idle)
+    private var continuation: UnsafeContinuation<Void, Never>? = nil
+
+    func waitForWake() async {
+        if state.compareExchange(expected: Self.woken, desired: Self.idle, ordering: .acquiring).exchanged { return }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            self.continuation = continuation
+            if !state.compareExchange(expected: Self.idle, desired: Self.suspended, ordering: .acquiringAndReleasing).exchanged {
+                // Woken between the first check and now.
+                self.continuation = nil
+                state.store(Self.idle, ordering: .relaxed)
+                continuation.resume()
+            }
+        }
+    }
+
+    func wake() {
+        while true {
+            let current = state.load(ordering: .acquiring)
+            if current == Self.woken { return }
+            if current == Self.suspended {
+                if state.compareExchange(expected: Self.suspended, desired: Self.idle, ordering: .acquiringAndReleasing).exchanged {
+                    let continuation = self.continuation.take()
+                    continuation?.resume()
+                    return
+                }
+            } else if state.compareExchange(expected: Self.idle, desired: Self.woken, ordering: .acquiringAndReleasing).exchanged {
+                return
+            }
+        }
+    }
+
+    func makeWaker() -> Waker {
+        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
+                                  vtable: asyncWakeBridgeVTable))
+    }
+
+    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<AsyncWakeBridge> { .fromOpaque(data!) }
+}
+
+nonisolated(unsafe) let asyncWakeBridgeVTable = WakerVTable.makeStatic(WakerVTable(
+    clone: { data in
+        _ = AsyncWakeBridge.from(data).retain()
+        return data
+    },
+    wake: { data in
+        let bridge = AsyncWakeBridge.from(data)
+        bridge.takeUnretainedValue().wake()
+        bridge.release()
+    },
+    wakeByRef: { data in AsyncWakeBridge.from(data).takeUnretainedValue().wake() },
+    drop: { data in AsyncWakeBridge.from(data).release() }))

@@ -1,0 +1,188 @@
+import Coil
+import CoilTestSupport
+import XCTest
+
+/// oneshot, mpsc, Notify, Semaphore and AsyncMutex: each wakes exactly the waiters it should and
+/// handles a dropped other side.
+final class SyncPrimitiveTests: XCTestCase {
+    func testOneshotDeliversAcrossTasks() throws {
+        for (name, make) in RuntimeBasicsTests.flavors {
+            let runtime = try make()
+            let (tx, rx) = Oneshot.channel(of: Int.self)
+            _ = runtime.spawn(sleep(for: .milliseconds(5)).map { tx.send(42) })
+            XCTAssertEqual(runtime.blockOn(rx), .success(42), name)
+            runtime.shutdown()
+        }
+    }
+
+    func testOneshotDroppedSenderClosesTheReceiver() throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        var (tx, rx) = Oneshot.channel(of: Int.self)
+        _ = runtime.spawn(sleep(for: .milliseconds(5)).map { [tx] in _ = tx })
+        tx = Oneshot.channel(of: Int.self).0
+        XCTAssertEqual(runtime.blockOn(rx), .failure(OneshotClosedError()))
+        _ = tx
+    }
+
+    func testOneshotSendToDroppedReceiverGivesTheValueBack() {
+        var pair: (OneshotSender<Int>, OneshotReceiver<Int>)? = Oneshot.channel(of: Int.self)
+        let tx = pair!.0
+        pair = nil
+        guard case .failure(let error) = tx.send(7) else { return XCTFail("send succeeded without a receiver") }
+        XCTAssertEqual(error.value, 7)
+        XCTAssertTrue(tx.isClosed)
+    }
+
+    func testBoundedChannelAppliesBackPressureAndKeepsOrder() throws {
+        for (name, make) in RuntimeBasicsTests.flavors {
+            let runtime = try make()
+            let (tx, rx) = MPSC.channel(of: Int.self, capacity: 2)
+            XCTAssertNoThrow(try tx.trySend(0).get())
+            XCTAssertNoThrow(try tx.trySend(1).get())
+            guard case .failure(.full(2)) = tx.trySend(2) else { return XCTFail("a full channel must say full") }
+            // A producer task sends 2..<1000 and waits for room each time the buffer is full.
+            let producer = runtime.spawn(ProducerLoop(sender: tx, range: 2..<1000))
+            var received: [Int] = []
+            while let value = runtime.blockOn(rx.receive()) {
+                received.append(value)
+                if received.count == 1000 { break }
+            }
+            XCTAssertEqual(received, Array(0..<1000), name)
+            let produced = runtime.blockOn(producer)
+            XCTAssertNoThrow(try produced.get(), name)
+            runtime.shutdown()
+        }
+    }
+
+    func testUnboundedChannelEndsWhenEverySenderIsGone() throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        var (tx, rx): (MPSC.UnboundedSender<Int>?, MPSC.Receiver<Int>) = MPSC.unboundedChannel(of: Int.self)
+        let senders = 4
+        for s in 0..<senders {
+            let mine = tx!.clone()
+            _ = runtime.spawn(pollFn { _ -> Poll<Void> in
+                for i in 0..<250 { mine.send(s * 1000 + i) }
+                return .ready(())
+            })
+        }
+        tx = nil
+        var seen = Set<Int>()
+        while let value = runtime.blockOn(rx.receive()) { seen.insert(value) }
+        XCTAssertEqual(seen.count, senders * 250, "every value once, then nil")
+        XCTAssertEqual(rx.tryReceive().failureValue, .disconnected)
+    }
+
+    func testSendAfterReceiverDroppedFails() {
+        var pair: (MPSC.Sender<String>, MPSC.Receiver<String>)? = MPSC.channel(of: String.self, capacity: 4)
+        let tx = pair!.0
+        pair = nil
+        guard case .failure(.closed("x")) = tx.trySend("x") else { return XCTFail("expected closed") }
+        XCTAssertTrue(tx.isClosed)
+    }
+
+    func testNotifyOneStoresOnePermitAndWakesOneWaiter() throws {
+        let runtime = try Runtime.Builder.currentThread().build()
+        defer { runtime.shutdown() }
+        let notify = Notify()
+        notify.notifyOne()
+        notify.notifyOne()  // permits do not accumulate
+        runtime.blockOn(notify.notified())  // consumes the permit at once
+        let woken = Counter()
+        for _ in 0..<3 { _ = runtime.spawn(notify.notified().map { woken.increment() }) }
+        runtime.blockOn(yieldNow())
+        XCTAssertEqual(woken.value, 0, "no permit left")
+        notify.notifyOne()
+        runtime.blockOn(sleep(for: .milliseconds(2)))
+        XCTAssertEqual(woken.value, 1, "exactly one waiter")
+        notify.notifyWaiters()
+        runtime.blockOn(sleep(for: .milliseconds(2)))
+        XCTAssertEqual(woken.value, 3)
+        // notifyWaiters stores nothing.
+        let later = runtime.spawn(notify.notified().map { woken.increment() })
+        runtime.blockOn(sleep(for: .milliseconds(2)))
+        XCTAssertFalse(later.isFinished)
+    }
+
+    func testNotificationChosenForADroppedWaiterPassesOn() throws {
+        let runtime = try Runtime.Builder.currentThread().build()
+        defer { runtime.shutdown() }
+        let notify = Notify()
+        let first = runtime.spawn(notify.notified())
+        let second = runtime.spawn(notify.notified())
+        runtime.blockOn(yieldNow())
+        // notifyOne picks `first`; `first` is aborted before it observes it.
+        notify.notifyOne()
+        first.abort()
+        let result = runtime.blockOn(second)
+        XCTAssertNotNil(result.successValue)
+    }
+
+    func testSemaphoreIsFairAndReturnsPermitsOfDroppedWaiters() throws {
+        let runtime = try Runtime.Builder.currentThread().build()
+        defer { runtime.shutdown() }
+        let semaphore = Semaphore(permits: 2)
+        XCTAssertTrue(semaphore.tryAcquire(2))
+        let order = MPSC.unboundedChannel(of: Int.self)
+        let big = runtime.spawn(semaphore.acquire(2).map { _ in order.0.send(2) })
+        runtime.blockOn(yieldNow())
+        let small = runtime.spawn(semaphore.acquire(1).map { _ in order.0.send(1) })
+        runtime.blockOn(yieldNow())
+        semaphore.release(1)
+        runtime.blockOn(yieldNow())
+        XCTAssertFalse(small.isFinished, "FIFO: the one-permit waiter queues behind the two-permit one")
+        big.abort()
+        _ = runtime.blockOn(big)
+        _ = runtime.blockOn(small)
+        XCTAssertEqual(order.1.tryReceive().successValue, 1)
+        semaphore.release(1)
+        XCTAssertEqual(semaphore.availablePermits, 1)
+        semaphore.close()
+        let closed = runtime.blockOn(semaphore.acquire())
+        XCTAssertEqual(closed.failureValue, SemaphoreClosedError())
+    }
+
+    func testAsyncMutexSerialisesIncrementsAcrossWorkers() async throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        let mutex = AsyncMutex(0)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask(executorPreference: runtime) {
+                    for _ in 0..<200 { await mutex.withLock { $0 += 1 } }
+                }
+            }
+        }
+        let total = await mutex.withLock { $0 }
+        XCTAssertEqual(total, 1600)
+    }
+}
+
+/// Sends `range` through a bounded sender, waiting for room.
+struct ProducerLoop: ~Copyable, Future {
+    let sender: MPSC.Sender<Int>
+    var range: Range<Int>
+    var pending: MPSC.Sender<Int>.Send? = nil
+
+    init(sender: MPSC.Sender<Int>, range: Range<Int>) {
+        self.sender = sender
+        self.range = range
+    }
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        while true {
+            if pending == nil {
+                guard let next = range.popFirst() else { return .ready(()) }
+                pending = sender.send(next)
+            }
+            guard case .ready = pending!.poll(&context) else { return .pending }
+            pending = nil
+        }
+    }
+}
+
+extension Result {
+    var successValue: Success? { if case .success(let value) = self { return value } else { return nil } }
+    var failureValue: Failure? { if case .failure(let error) = self { return error } else { return nil } }
+}
