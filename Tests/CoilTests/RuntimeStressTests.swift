@@ -1,0 +1,185 @@
+import Coil
+import CoilTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hammering the scheduler: tiny local queues (overflow and stealing on every few spawns), cross-
+/// thread wakes that must each be observed, shutdown in every task state, a million tasks.
+/// Sizes scale with COIL_STRESS_SCALE (`make stress`).
+final class RuntimeStressTests: XCTestCase {
+    /// Spawn trees on 4 workers with local queues of 4: spawns overflow into the inject queue
+    /// and idle workers steal. Every task runs exactly once and is freed.
+    func testStressTinyLocalQueuesSpawnStealOverflow() throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(4).localQueueCapacity(4).build()
+        let ran = Counter()
+        let fanOut = 50, depth = 20 * stressScale
+        let roots = runtime.blockOn(JoinAll(count: fanOut) { _ in
+            runtime.spawn(SpawnChain(remaining: depth, ran: ran))
+        })
+        XCTAssertEqual(roots.count, fanOut)
+        let expected = fanOut * (depth + 1) * (1 + SpawnChain.leaves)
+        XCTAssertTrue(eventually { ran.value == expected }, "ran \(ran.value) of \(expected)")
+        XCTAssertTrue(eventually { runtime.metrics.aliveTasks == 0 })
+        XCTAssertEqual(ran.value, expected, "no task ran twice")
+        let metrics = runtime.metrics
+        XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.overflows }, 0, "capacity 4 must overflow: \(metrics)")
+        XCTAssertTrue(runtime.shutdown())
+    }
+
+    /// Ten thousand wakes from a foreign thread, each of which must be observed by its task.
+    func testNoLostWakeupsAcrossThreads() throws {
+        for (name, make) in RuntimeBasicsTests.flavors {
+            let runtime = try make()
+            let rounds = 10_000 * max(1, stressScale / 5)
+            let (toTask, fromOutside) = MPSC.unboundedChannel(of: Int.self)
+            let (toOutside, fromTask) = MPSC.unboundedChannel(of: Int.self)
+            let echo = runtime.spawn(EchoLoop(input: fromOutside, output: toOutside))
+            // The outside thread sends one value, waits for its echo, repeats: any lost wake-up
+            // hangs a round (caught by the deadline).
+            let driver = startThreads(1) { _ in
+                for round in 0..<rounds {
+                    toTask.send(round)
+                    while true {
+                        if case .success(let got) = fromTask.tryReceive() {
+                            precondition(got == round)
+                            break
+                        }
+                        sched_yield()
+                    }
+                }
+            }
+            if name == "current-thread" {
+                // Someone has to drive a current-thread runtime.
+                let done = Counter()
+                let boxed = SendableBox(driver)
+                let joiner = startThreads(1) { _ in
+                    boxed.value.join()
+                    done.increment()
+                }
+                runtime.blockOn(pollFn { context -> Poll<Void> in
+                    if done.value > 0 { return .ready(()) }
+                    context.waker.wakeByRef()
+                    return .pending
+                })
+                joiner.join()
+            } else {
+                driver.join()
+            }
+            echo.abort()
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(10)), name)
+            XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
+        }
+    }
+
+    /// Shutdown with tasks pending on a channel, running (spinning through wakes), sleeping,
+    /// and blocked in spawnBlocking: every task is cancelled and freed, every thread joined.
+    func testShutdownWithTasksInEveryState() throws {
+        for (name, make) in RuntimeBasicsTests.flavors {
+            let runtime = try make()
+            let dropped = Counter()
+            let (tx, rx) = MPSC.unboundedChannel(of: Int.self)
+            for _ in 0..<50 { _ = runtime.spawn(DropCounting(inner: rx.receive(), dropped: dropped)) }
+            for _ in 0..<50 { _ = runtime.spawn(DropCounting(inner: sleep(for: .seconds(3600)), dropped: dropped)) }
+            for _ in 0..<4 {
+                _ = runtime.spawn(DropCounting(inner: pollFn { context -> Poll<Void> in
+                    context.waker.wakeByRef()
+                    return .pending
+                }, dropped: dropped))
+            }
+            let release = Counter()
+            let blocking = runtime.spawnBlocking {
+                while release.value == 0 { usleep(1000) }
+                return 1
+            }
+            runtime.blockOn(sleep(for: .milliseconds(20)))
+            XCTAssertEqual(runtime.metrics.aliveTasks, 104, name)
+            // Let the blocking closure finish a little after shutdown begins.
+            let releaser = startThreads(1) { _ in
+                usleep(30_000)
+                release.increment()
+            }
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(10)), name)
+            releaser.join()
+            XCTAssertEqual(dropped.value, 104, "every future dropped exactly once (\(name))")
+            XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
+            XCTAssertEqual(runtime.metrics.totalTimers, 0, name)
+            XCTAssertEqual(runtime.metrics.blockingThreads, 0, name)
+            let result = runtime.blockOn(blocking)
+            XCTAssertEqual(try result.get(), 1, "a running blocking closure finishes (\(name))")
+            _ = tx
+        }
+    }
+
+    /// A million tasks spawned from outside and from inside tasks all complete and are freed.
+    func testMillionTasksComplete() throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        let total = 1_000_000
+        let ran = Counter()
+        let batches = runtime.blockOn(JoinAll(count: 100) { _ in
+            runtime.spawn(pollFn { _ -> Poll<Void> in
+                for _ in 0..<(total / 100) {
+                    _ = spawn(pollFn { _ -> Poll<Void> in
+                        ran.increment()
+                        return .ready(())
+                    })
+                }
+                return .ready(())
+            })
+        })
+        XCTAssertEqual(batches.count, 100)
+        XCTAssertTrue(eventually(within: .seconds(60)) { ran.value == total }, "ran \(ran.value)")
+        XCTAssertTrue(eventually { runtime.metrics.aliveTasks == 0 })
+    }
+}
+
+/// Spawns `leaves` leaf tasks and the next link of a chain, `remaining` deep, counting every
+/// task that runs.
+struct SpawnChain: Future {
+    static let leaves = 8
+    var remaining: Int
+    let ran: Counter
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        ran.increment()
+        let ran = self.ran
+        for _ in 0..<Self.leaves {
+            _ = spawn(pollFn { _ -> Poll<Void> in
+                ran.increment()
+                return .ready(())
+            })
+        }
+        if remaining > 0 { _ = spawn(SpawnChain(remaining: remaining - 1, ran: ran)) }
+        return .ready(())
+    }
+}
+
+/// Echoes every value it receives until the channel ends.
+struct EchoLoop: ~Copyable, Future {
+    let input: MPSC.Receiver<Int>
+    let output: MPSC.UnboundedSender<Int>
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        while true {
+            var next = input.receive()
+            switch next.poll(&context) {
+            case .pending: return .pending
+            case .ready(nil): return .ready(())
+            case .ready(let value?): output.send(value)
+            }
+        }
+    }
+}
+
+/// Wraps a future and counts its drop.
+struct DropCounting<Inner: Future & ~Copyable>: ~Copyable, Future {
+    var inner: Inner
+    let dropped: Counter
+
+    mutating func poll(_ context: inout Context) -> Poll<Inner.Output> { inner.poll(&context) }
+
+    deinit { dropped.increment() }
+}
