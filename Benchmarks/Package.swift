@@ -28,6 +28,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "coil-demo", dependencies: ["BenchmarkSupport"]),
+        // The Tokio anchor's scheduler shapes on Coil (scripts/compare-tokio.sh runs both).
+        .executableTarget(name: "coil-sched-bench", dependencies: ["BenchmarkSupport"]),
         .executableTarget(
             name: "CoilBenchmarks",
             dependencies: [.product(name: "Benchmark", package: "benchmark"), "BenchmarkSupport"],

@@ -307,6 +307,13 @@ coil_ring_t *coil_ring_create(unsigned sq_entries, unsigned cq_entries, unsigned
     return r;
 }
 
+int coil_ring_detach_thread(coil_ring_t *r) {
+    if (!r->registered_fd) return 0;
+    int ret = io_uring_unregister_ring_fd(&r->ring);
+    r->registered_fd = false;
+    return ret < 0 ? ret : 0;
+}
+
 void coil_ring_destroy(coil_ring_t *r) {
     if (!r) return;
     io_uring_queue_exit(&r->ring); /* also unregisters the ring fd */

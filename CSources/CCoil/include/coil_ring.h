@@ -103,6 +103,10 @@ coil_ring_t *coil_ring_create(unsigned sq_entries, unsigned cq_entries, unsigned
  * write to must outlive this call (the kernel cancels and waits for in-flight requests). */
 void coil_ring_destroy(coil_ring_t *r);
 
+/* On the creating thread: gives up the thread's registered ring fd (if any), so that the ring may
+ * later be destroyed from any thread. The ring keeps working (through its plain fd). */
+int coil_ring_detach_thread(coil_ring_t *r);
+
 int coil_ring_fd(const coil_ring_t *r);
 unsigned coil_ring_setup_flags(const coil_ring_t *r);
 unsigned coil_ring_features(const coil_ring_t *r);

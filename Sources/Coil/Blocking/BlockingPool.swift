@@ -30,7 +30,11 @@ final class BlockingPool: @unchecked Sendable {
     let onStart: (@Sendable () -> Void)?
     let onStop: (@Sendable () -> Void)?
     /// The runtime the pool's threads enter while running a closure (so `Handle.current` works).
-    weak var runtime: Shared?
+    /// Strong (a weak reference would slow every retain of the runtime's shared state); the
+    /// cycle is broken at shutdown. Read and written under the lock.
+    private var runtime: Shared? = nil
+
+    func attach(_ runtime: Shared) { state.withLock { _ in self.runtime = runtime } }
 
     init(maxThreads: Int, keepAlive: Duration, threadName: String, stackSize: Int?,
          onStart: (@Sendable () -> Void)?, onStop: (@Sendable () -> Void)?) {
@@ -85,7 +89,9 @@ final class BlockingPool: @unchecked Sendable {
         while true {
             let deadline = MonotonicTime.nanoseconds() &+ keepAliveNanoseconds
             state.withLock { $0.idle += 1 }
+            var entered: Shared? = nil
             let task: RawTask? = state.wait(until: { $0.pending > 0 || $0.shutdown }, deadline: deadline) { state, _ in
+                entered = runtime
                 state.idle -= 1
                 if state.wakeups > 0 { state.wakeups -= 1 }
                 guard state.pending > 0, !state.shutdown else { return nil }
@@ -98,20 +104,19 @@ final class BlockingPool: @unchecked Sendable {
                 return task
             }
             guard let task else { break }
-            runTask(task)
+            runTask(task, in: entered)
         }
         onStop?()
         state.withLock { $0.threads -= 1 }
         state.broadcast()
     }
 
-    private func runTask(_ task: RawTask) {
-        let runtime = self.runtime
+    private func runTask(_ task: RawTask, in runtime: Shared?) {
         let saved = coil_context_runtime()
         if let runtime { coil_context_set_runtime(Unmanaged.passUnretained(runtime).toOpaque()) }
         Notified(unsafeRaw: task).run()
         coil_context_set_runtime(saved)
-        _ = runtime
+        withExtendedLifetime(runtime) {}
     }
 
     var threadCount: Int { state.withLock { $0.threads } }
@@ -123,6 +128,7 @@ final class BlockingPool: @unchecked Sendable {
     func shutdown(deadline: UInt64?) -> Bool {
         let queued = state.withLock { state -> [RawTask] in
             state.shutdown = true
+            runtime = nil
             defer {
                 state.queue.removeAll()
                 state.head = 0

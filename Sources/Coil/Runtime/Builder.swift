@@ -14,6 +14,9 @@ extension Runtime {
         public static func currentThread() -> Builder {
             var config = RuntimeConfiguration(flavor: .currentThread, workerThreads: 1)
             config.threadName = { _ in "coil-runtime" }
+            // Nobody steals from a current-thread runtime, so its queue can be large: it spills to
+            // the inject queue only past this many runnable tasks.
+            config.localQueueCapacity = 4096
             return Builder(config: config)
         }
 
@@ -49,7 +52,8 @@ extension Runtime {
         public func threadKeepAlive(_ duration: Duration) -> Builder { with { $0.blockingKeepAlive = duration } }
         /// Units of cooperative budget a task gets per poll (default 128).
         public func budget(_ units: Int) -> Builder { with { $0.budget = Int32(clamping: units) } }
-        /// Capacity of each worker's local run queue (a power of two; default 256). Small values
+        /// Capacity of each worker's local run queue (a power of two; default 256, current-thread
+        /// 4096). Small values
         /// exercise overflow and stealing in tests.
         public func localQueueCapacity(_ capacity: Int) -> Builder { with { $0.localQueueCapacity = capacity } }
         /// Submission-queue entries of each worker's ring (default 256).

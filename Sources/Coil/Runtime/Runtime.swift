@@ -34,13 +34,14 @@ public final class Runtime: @unchecked Sendable {
 
     init(config: RuntimeConfiguration) throws(RuntimeError) {
         shared = try Shared(config: config)
-        shared.blocking.runtime = shared
+        shared.blocking.attach(shared)
         var workers: [Worker] = []
         for index in 0..<shared.workerCount {
             workers.append(try Worker(index: index, shared: shared, localQueueCapacity: config.localQueueCapacity,
                                       lifoEnabled: config.flavor == .multiThread))
         }
         shared.workers = workers
+        for worker in workers { worker.siblingQueues = workers.map(\.queue) }
         shared.attach(self)
         switch config.flavor {
         case .currentThread:
@@ -189,7 +190,12 @@ extension Handle {
 /// Spawns `future` on the runtime the caller is in (`Handle.current`).
 @inlinable
 public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.Output> {
-    Handle.current.spawn(future)
+    guard let raw = coil_context_runtime() else {
+        preconditionFailure("spawn called outside a Coil runtime (not on a worker, a blocking thread, or inside blockOn)")
+    }
+    // Not retained: the thread is inside the runtime, which keeps it alive.
+    unowned(unsafe) let shared = Unmanaged<Shared>.fromOpaque(raw).takeUnretainedValue()
+    return shared.spawn(future)
 }
 
 /// Runs `body` on the blocking pool of the runtime the caller is in.

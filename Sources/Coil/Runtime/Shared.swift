@@ -19,8 +19,8 @@ final class Shared: @unchecked Sendable {
     let workerCount: Int
     let idle: Idle
     @usableFromInline let owned = OwnedTasks()
-    private let inject: OpaquePointer
-    private let injectClosed = Atomic<Bool>(false)
+    let inject: OpaquePointer
+    let injectClosed = Atomic<Bool>(false)
     private let shuttingDown = Atomic<Bool>(false)
     private let remoteTimers = ConditionLock([TimerEntry]())
     private let hasRemoteTimers = Atomic<Bool>(false)
@@ -108,8 +108,9 @@ final class Shared: @unchecked Sendable {
     /// through the inject queue (waking a parked worker).
     @usableFromInline
     func schedule(_ word: UInt64, isYield: Bool) {
-        if let worker = Worker.current, worker.shared === self {
-            worker.scheduleLocal(word, isYield: isYield)
+        if let worker = Worker.currentUnmanaged,
+           worker._withUnsafeGuaranteedRef({ $0.shared === self }) {
+            worker._withUnsafeGuaranteedRef { $0.scheduleLocal(word, isYield: isYield) }
         } else {
             remoteSchedules.add(1, ordering: .relaxed)
             pushInject(word)
@@ -217,21 +218,25 @@ final class Shared: @unchecked Sendable {
 /// The scheduler a runtime's tasks carry: a pointer to the runtime's shared state.
 @usableFromInline
 struct WorkerScheduler: TaskScheduler, @unchecked Sendable {
-    // SAFETY: see `Shared` on why an unowned reference outlives every call a task makes.
-    @usableFromInline unowned(unsafe) let shared: Shared
+    // SAFETY: see `Shared` on why an unowned reference outlives every call a task makes. It is
+    // used without retaining (`_withUnsafeGuaranteedRef`): a retain per wake would make every
+    // worker write the same reference count.
+    @usableFromInline let shared: Unmanaged<Shared>
 
-    @inlinable init(shared: Shared) { self.shared = shared }
+    @inlinable init(shared: Shared) { self.shared = Unmanaged.passUnretained(shared) }
 
     @usableFromInline
     func schedule(_ task: consuming Notified) {
-        shared.schedule(RunQueueEntry.word(task: task), isYield: false)
+        let word = RunQueueEntry.word(task: task)
+        shared._withUnsafeGuaranteedRef { $0.schedule(word, isYield: false) }
     }
 
     @usableFromInline
     func yieldNow(_ task: consuming Notified) {
-        shared.schedule(RunQueueEntry.word(task: task), isYield: true)
+        let word = RunQueueEntry.word(task: task)
+        shared._withUnsafeGuaranteedRef { $0.schedule(word, isYield: true) }
     }
 
     @usableFromInline
-    func release(_ task: RawTask) -> Bool { shared.owned.remove(task) }
+    func release(_ task: RawTask) -> Bool { shared._withUnsafeGuaranteedRef { $0.owned.remove(task) } }
 }

@@ -83,7 +83,7 @@ extension Worker {
             failure = error
         }
         guard lifecycle.workerReady(failure: failure) else {
-            closeRing()
+            detachRing()
             return
         }
         shared.config.onThreadStart?()
@@ -139,14 +139,14 @@ extension Worker {
     }
 
     /// Shutdown on this worker: cancel every task still owned (dropping idle futures here; the
-    /// other workers do the same concurrently), drop queued references, unlink timers, close
-    /// the ring.
+    /// other workers do the same concurrently), drop queued references, unlink timers, reap
+    /// the ring and detach it from this thread.
     func shutdownWorker() {
         shared.owned.closeAndShutdownAll()
         drainQueues()
         wheel.releaseAll()
         reapCompletions()
-        closeRing()
+        detachRing()
     }
 
     // MARK: Current-thread

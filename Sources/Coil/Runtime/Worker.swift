@@ -53,6 +53,10 @@ final class Worker: @unchecked Sendable {
         let capacity = Int(coil_localq_capacity(queue))
         overflow = .allocate(capacity: capacity / 2 + 1)
         self.lifoEnabled = lifoEnabled
+        globalQueueInterval = shared.config.globalQueueInterval
+        budget = shared.config.budget
+        workerCount = shared.workerCount
+        inject = shared.inject
         rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         wheel = TimerWheel(now: MonotonicTime.milliseconds(), id: 0)
         wheel.id = Int(bitPattern: Unmanaged.passUnretained(self).toOpaque())
@@ -70,6 +74,20 @@ final class Worker: @unchecked Sendable {
         return Unmanaged<Worker>.fromOpaque(raw).takeUnretainedValue()
     }
 
+    /// The same, for hot paths that must not retain it.
+    @inline(__always)
+    static var currentUnmanaged: Unmanaged<Worker>? {
+        coil_context_worker().map { Unmanaged<Worker>.fromOpaque($0) }
+    }
+
+    /// Copies of the configuration the hot paths read (no trip through `shared`).
+    private let globalQueueInterval: UInt32
+    private let budget: Int32
+    let workerCount: Int
+    private let inject: OpaquePointer
+    /// Every worker's local queue, by index (set once all workers exist), for stealing.
+    var siblingQueues: [OpaquePointer] = []
+
     // MARK: Ring
 
     /// Creates the ring on the calling thread (which will own it) and enables remote wake-ups.
@@ -85,10 +103,11 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// Drops the ring (on the owning thread, as SINGLE_ISSUER requires).
-    func closeRing() {
-        ringPointer = nil
-        ring = nil
+    /// The owning thread is leaving: gives up its registered ring fd so the ring can be closed
+    /// from any thread. The ring itself stays open until the worker is freed (with the runtime's
+    /// shared state), because other threads may still unpark this worker through it.
+    func detachRing() {
+        if let ringPointer { _ = coil_ring_detach_thread(ringPointer) }
     }
 
     private static let reapBatch = 64
@@ -122,7 +141,7 @@ final class Worker: @unchecked Sendable {
         }
         // A stealable task appeared: wake a sibling if nobody is searching. Not while this worker
         // is coming out of its own park (it is about to run the task itself).
-        if published && shared.workerCount > 1 && !inPark { shared.notifyParked() }
+        if published && workerCount > 1 && !inPark { shared.notifyParked() }
     }
 
     /// Pushes at the back of the local queue; when it is full, half of it and `word` go to the
@@ -131,9 +150,23 @@ final class Worker: @unchecked Sendable {
         let spilled = coil_localq_push(queue, word, overflow)
         if spilled > 0 {
             overflows.store(overflows.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            for i in 0..<Int(spilled) { shared.pushInject(overflow[i]) }
-            if shared.workerCount > 1 { shared.notifyParked() }
+            for i in 0..<Int(spilled) { pushInject(overflow[i]) }
+            if workerCount > 1 { shared.notifyParked() }
         }
+    }
+
+    /// `Shared.pushInject` without a trip through `shared` on the common path.
+    @inline(__always)
+    private func pushInject(_ word: UInt64) {
+        let pushed = coil_umpmc_push(inject, word)
+        precondition(pushed, "out of memory growing the inject queue")
+        if shared.injectClosed.load(ordering: .sequentiallyConsistent) { shared.drainInject() }
+    }
+
+    @inline(__always)
+    private func popInject() -> UInt64? {
+        var word: UInt64 = 0
+        return coil_umpmc_try_pop(inject, &word) ? word : nil
     }
 
     var hasLocalWork: Bool { lifo != 0 || !coil_localq_is_empty(queue) }
@@ -141,7 +174,7 @@ final class Worker: @unchecked Sendable {
     /// The next word to run: the inject queue first every `globalQueueInterval` ticks (so remote
     /// work is not starved), else the LIFO slot, the local queue, then the inject queue.
     func nextTask() -> UInt64? {
-        if tick % shared.config.globalQueueInterval == 0, let word = shared.popInject() { return word }
+        if tick % globalQueueInterval == 0, let word = popInject() { return word }
         if lifo != 0 {
             let word = lifo
             lifo = 0
@@ -155,13 +188,13 @@ final class Worker: @unchecked Sendable {
     /// Takes one word from the inject queue and moves a fair share of the rest into the local
     /// queue, so that remote spawns are not fetched one contended pop at a time.
     private func popInjectBatch() -> UInt64? {
-        guard let first = shared.popInject() else { return nil }
-        let available = shared.injectCount
+        guard let first = popInject() else { return nil }
+        let available = coil_umpmc_count_approx(inject)
         guard available > 0 else { return first }
         let capacity = Int(coil_localq_capacity(queue))
         let room = capacity / 2 - Int(coil_localq_len(queue))
-        var share = min(available / shared.workerCount + 1, room, 64)
-        while share > 0, let word = shared.popInject() {
+        var share = min(available / workerCount + 1, room, 64)
+        while share > 0, let word = popInject() {
             pushBack(word)
             share -= 1
         }
@@ -171,7 +204,7 @@ final class Worker: @unchecked Sendable {
     /// Steals half of a random sibling's queue (then tries the inject queue). Only searching
     /// workers steal, and at most half the workers search.
     func steal() -> UInt64? {
-        let count = shared.workerCount
+        let count = workerCount
         guard count > 1 else { return nil }
         if !isSearching {
             guard shared.idle.transitionToSearching() else { return nil }
@@ -185,12 +218,12 @@ final class Worker: @unchecked Sendable {
         for offset in 0..<count {
             let victim = (start + offset) % count
             if victim == index { continue }
-            if coil_localq_steal_into(shared.workers[victim].queue, queue, &word) {
+            if coil_localq_steal_into(siblingQueues[victim], queue, &word) {
                 steals.store(steals.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 return word
             }
         }
-        return shared.popInject()
+        return popInject()
     }
 
     /// A searching worker found work: stop searching; if it was the last searcher, wake another
@@ -218,7 +251,7 @@ final class Worker: @unchecked Sendable {
     /// Runs `word` under a fresh cooperative budget, then up to `maxLIFOPolls` tasks it woke
     /// through the LIFO slot while the budget lasts; the rest go to the back of the queue.
     func runTask(_ word: UInt64) {
-        coil_context_set_budget(shared.config.budget)
+        coil_context_set_budget(budget)
         run(word)
         var lifoPolls = 0
         while lifo != 0 {

@@ -7,17 +7,19 @@ import Synchronization
 /// waker is taking the slot). A wake that arrives while the registrant is writing sets `waking`;
 /// the registrant sees it when it tries to go back to `waiting` and wakes the new waker itself,
 /// so a wake is never lost between "register" and "check the condition again".
+@usableFromInline
 final class AtomicWaker: @unchecked Sendable {
     // SAFETY: `slot` is only touched by whoever moved `state` out of `waiting` (rule above).
     private static let waiting = 0, registering = 1, waking = 2
     private let state = Atomic<Int>(AtomicWaker.waiting)
     private var slot: RawWaker? = nil
 
-    init() {}
+    @usableFromInline init() {}
 
     deinit { if let raw = slot { raw.vtable.pointee.drop(raw.data) } }
 
     /// Stores a clone of `waker` (unless the stored one would wake the same task).
+    @usableFromInline
     func register(_ waker: borrowing Waker) {
         switch state.compareExchange(expected: Self.waiting, desired: Self.registering, ordering: .acquiring) {
         case (true, _):
@@ -47,6 +49,7 @@ final class AtomicWaker: @unchecked Sendable {
     }
 
     /// Wakes and clears the stored waker, if any.
+    @usableFromInline
     func wake() {
         if let raw = take() { Waker(unsafeRaw: raw).wake() }
     }
