@@ -1,7 +1,7 @@
 # Coil's commands. `make test` is what CI runs; every target installs liburing-dev when missing.
 SWIFT ?= swift
 
-.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo bench stress clean
+.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo bench bench-tokio stress clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -42,10 +42,22 @@ demo: deps
 bench: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
 
-# Long stress runs of the concurrent queues and tasks (50x the CI size), plain and under TSan.
+# The runtime beside Tokio: builds the Tokio anchor (../shared/anchors/tokio, needs cargo and
+# Debian's librust-tokio-dev) in a scratch directory and coil-sched-bench, then runs both
+# alternately (5 process runs each) and prints the table for BENCHMARKS.md.
+TOKIO_ANCHOR ?= ../shared/anchors/tokio
+TOKIO_BUILD ?= /tmp/coil-tokio-anchor
+bench-tokio: deps
+	rm -rf $(TOKIO_BUILD) && mkdir -p $(TOKIO_BUILD) && cp -r $(TOKIO_ANCHOR)/Cargo.toml $(TOKIO_ANCHOR)/src $(TOKIO_ANCHOR)/.cargo $(TOKIO_BUILD)/
+	cd $(TOKIO_BUILD) && cargo build --release --offline --bin sched_bench
+	cd Benchmarks && $(SWIFT) build -c release --product coil-sched-bench
+	python3 scripts/compare-tokio.py --tokio $(TOKIO_BUILD)/target/release/sched_bench \
+		--coil Benchmarks/.build/release/coil-sched-bench --runs 5
+
+# Long stress runs of the queues, tasks and runtime (50x the CI size), plain and under TSan.
 stress: deps
 	COIL_STRESS_SCALE=50 $(SWIFT) test -c release --filter 'Stress'
-	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake'
+	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake|Runtime|Sync'
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/.build

@@ -19,7 +19,8 @@ extension Future where Self: ~Copyable {
         var context = Context(waker: bridge.makeWaker())
         while true {
             if case .ready(let output) = future.poll(&context) { return output }
-            await bridge.waitForWake()
+            // Woken already (the future woke itself, e.g. to yield): let other work run first.
+            if !(await bridge.waitForWake()) { await Task.yield() }
         }
     }
 }
@@ -36,8 +37,9 @@ final class AsyncWakeBridge: @unchecked Sendable {
     private let state = Atomic<Int>(AsyncWakeBridge.idle)
     private var continuation: UnsafeContinuation<Void, Never>? = nil
 
-    func waitForWake() async {
-        if state.compareExchange(expected: Self.woken, desired: Self.idle, ordering: .acquiring).exchanged { return }
+    /// Suspends until the next wake; returns false without suspending if one came already.
+    func waitForWake() async -> Bool {
+        if state.compareExchange(expected: Self.woken, desired: Self.idle, ordering: .acquiring).exchanged { return false }
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             self.continuation = continuation
             if !state.compareExchange(expected: Self.idle, desired: Self.suspended, ordering: .acquiringAndReleasing).exchanged {
@@ -47,6 +49,7 @@ final class AsyncWakeBridge: @unchecked Sendable {
                 continuation.resume()
             }
         }
+        return true
     }
 
     func wake() {

@@ -240,7 +240,12 @@ final class Worker: @unchecked Sendable {
     func run(_ word: UInt64) {
         polls.store(polls.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if RunQueueEntry.isJob(word) {
+            // A Swift job is not a Coil task: it yields at its own awaits, and Coil futures it
+            // awaits through `value()` must not see a spent budget (they would spin in the job).
+            let budget = coil_context_budget()
+            coil_context_set_budget(-1)
             RunQueueEntry.job(word).runSynchronously(on: shared.jobExecutor!)
+            coil_context_set_budget(budget)
         } else {
             RunQueueEntry.task(word).run()
         }
