@@ -1,41 +1,17 @@
 import Synchronization
 
 /// The waker `blockOn` gives its future: waking sets `woken` and unparks the thread.
-final class BlockOnSignal: @unchecked Sendable {
+final class BlockOnSignal: WakerTarget, @unchecked Sendable {
     let parker: ThreadParker
     let woken = Atomic<Bool>(true)  // poll once at the start
 
     init(parker: ThreadParker) { self.parker = parker }
 
-    func wake() {
+    override func wake() {
         woken.store(true, ordering: .releasing)
         parker.unpark()
     }
-
-    /// A waker owning one retain of this signal.
-    func makeWaker() -> Waker {
-        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
-                                  vtable: blockOnWakerVTable))
-    }
-
-    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<BlockOnSignal> {
-        Unmanaged.fromOpaque(data!)
-    }
 }
-
-nonisolated(unsafe) let blockOnWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
-    WakerVTable(
-        clone: { data in
-            _ = BlockOnSignal.from(data).retain()
-            return data
-        },
-        wake: { data in
-            let signal = BlockOnSignal.from(data)
-            signal.takeUnretainedValue().wake()
-            signal.release()
-        },
-        wakeByRef: { data in BlockOnSignal.from(data).takeUnretainedValue().wake() },
-        drop: { data in BlockOnSignal.from(data).release() }))
 
 /// Runs `future` to completion on the calling thread, sleeping while it is pending until its waker
 /// is woken (from any thread).

@@ -138,3 +138,47 @@ extension Waker {
 
 nonisolated(unsafe) let noopWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
     WakerVTable(clone: { $0 }, wake: { _ in }, wakeByRef: { _ in }, drop: { _ in }))
+
+/// A waker target that is an object: subclass it, override `wake()`, and `makeWaker()` hands
+/// out wakers that each hold one strong reference to it (cloning retains, dropping releases).
+/// `wake()` may be called on any thread and must not block. One shared vtable serves every
+/// subclass, so a new kind of waker is a class, not a vtable.
+///
+/// ```swift
+/// final class Flag: WakerTarget, @unchecked Sendable {
+///     let raised = Atomic<Bool>(false)
+///     override func wake() { raised.store(true, ordering: .releasing) }
+/// }
+/// let waker = Flag().makeWaker()
+/// ```
+open class WakerTarget: @unchecked Sendable {
+    // SAFETY: subclasses promise a thread-safe `wake()`; the vtable only retains and releases.
+    public init() {}
+
+    /// Called for every wake (by value or by reference) of a waker made by `makeWaker()`.
+    open func wake() {}
+
+    /// A waker owning one retain of this object.
+    public final func makeWaker() -> Waker {
+        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
+                                  vtable: wakerTargetVTable))
+    }
+
+    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<WakerTarget> { .fromOpaque(data!) }
+}
+
+// Each function's data is a +1 reference to a WakerTarget made by makeWaker() or clone: wake and
+// drop consume that reference, clone creates one, wakeByRef borrows it.
+nonisolated(unsafe) let wakerTargetVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
+    WakerVTable(
+        clone: { data in
+            _ = WakerTarget.from(data).retain()
+            return data
+        },
+        wake: { data in
+            let target = WakerTarget.from(data)
+            target.takeUnretainedValue().wake()
+            target.release()
+        },
+        wakeByRef: { data in WakerTarget.from(data).takeUnretainedValue().wake() },
+        drop: { data in WakerTarget.from(data).release() }))

@@ -77,4 +77,23 @@ final class WakerTests: XCTestCase {
         XCTAssertTrue(clone == nil)
         XCTAssertEqual(counter.counts.clones, 0)
     }
+
+    func testWakerTargetRetainsOncePerWakerAndWakesThroughTheSubclass() {
+        final class Target: WakerTarget, @unchecked Sendable {
+            var wakes = 0
+            override func wake() { wakes += 1 }
+        }
+        weak var observed: Target?
+        do {
+            let target = Target()
+            observed = target
+            let waker = target.makeWaker()
+            let copy = waker.clone()
+            waker.wakeByRef()
+            copy.wake()          // consumes the clone's reference
+            XCTAssertEqual(target.wakes, 2)
+            _ = consume waker    // drops the last waker reference
+        }
+        XCTAssertNil(observed, "every reference a waker took was released")
+    }
 }

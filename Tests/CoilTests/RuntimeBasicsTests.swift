@@ -35,8 +35,6 @@ final class RuntimeBasicsTests: XCTestCase {
         for (name, make) in Self.flavors {
             let runtime = try make()
             let counter = Counter()
-            let total = runtime.blockOn(pollFn { _ -> Poll<Int> in .ready(0) })
-            XCTAssertEqual(total, 0)
             let outer = runtime.spawn(pollFn { _ -> Poll<Int> in
                 var handles = 0
                 for _ in 0..<1000 {
@@ -96,10 +94,27 @@ final class RuntimeBasicsTests: XCTestCase {
         }
     }
 
+    func testHandleSpawnsFromAnotherThreadAndServesAsExecutor() async throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        let handle = runtime.handle
+        let results = Counter()
+        runThreads(2) { index in
+            let job = handle.spawn(ready(index + 1).map { results.increment(by: $0) })
+            let blocking = handle.spawnBlocking { results.increment(by: 10) }
+            _ = runtime.blockOn(join(job, blocking))
+        }
+        XCTAssertEqual(results.value, 1 + 2 + 10 + 10)
+        let onWorker = await Task(executorPreference: handle.executor) { Handle.tryCurrent != nil }.value
+        XCTAssertTrue(onWorker, "a Swift task preferring the handle's executor runs on a worker")
+    }
+
     func testSpawnAfterShutdownIsCancelledAtOnce() throws {
         for (name, make) in Self.flavors {
             let runtime = try make()
+            XCTAssertFalse(runtime.isShutDown, name)
             runtime.shutdown()
+            XCTAssertTrue(runtime.isShutDown, name)
             let handle = runtime.spawn(ready(1))
             XCTAssertTrue(handle.isFinished, name)
             let result = runtime.blockOn(handle)

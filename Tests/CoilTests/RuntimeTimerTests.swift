@@ -97,6 +97,13 @@ final class RuntimeTimerTests: XCTestCase {
         for _ in 0..<4 { _ = runtime.blockOn(skip.tick()) }
         XCTAssertGreaterThanOrEqual(clock.now - start, .milliseconds(20), "skip does not burst")
 
+        // reset: the next tick is a full period from now, even if one was due.
+        usleep(15_000)
+        skip.reset()
+        start = clock.now
+        _ = runtime.blockOn(skip.tick())
+        XCTAssertGreaterThanOrEqual(clock.now - start, .milliseconds(10), "reset restarts the schedule")
+
         let delay = interval(every: .milliseconds(10), missedTicks: .delay)
         _ = runtime.blockOn(delay.tick())
         start = clock.now

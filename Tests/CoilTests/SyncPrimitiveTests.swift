@@ -119,6 +119,22 @@ final class SyncPrimitiveTests: XCTestCase {
         XCTAssertNotNil(result.successValue)
     }
 
+    func testBroadcastNotificationOfADroppedWaiterIsNotPassedOn() throws {
+        let runtime = try Runtime.Builder.currentThread().build()
+        defer { runtime.shutdown() }
+        let notify = Notify()
+        let waiter = runtime.spawn(notify.notified())
+        runtime.blockOn(yieldNow())
+        notify.notifyWaiters()
+        waiter.abort()
+        _ = runtime.blockOn(waiter)
+        let later = runtime.spawn(notify.notified())
+        runtime.blockOn(sleep(for: .milliseconds(2)))
+        XCTAssertFalse(later.isFinished, "notifyWaiters left no permit behind")
+        notify.notifyOne()
+        _ = runtime.blockOn(later)
+    }
+
     func testSemaphoreIsFairAndReturnsPermitsOfDroppedWaiters() throws {
         let runtime = try Runtime.Builder.currentThread().build()
         defer { runtime.shutdown() }

@@ -30,7 +30,7 @@ extension Future where Self: ~Copyable {
 /// States: idle (no wake pending, nobody suspended), suspended (the continuation is stored),
 /// woken (a wake came while nobody was suspended). `wake` resumes a suspended task or leaves
 /// `woken` behind; `waitForWake` consumes `woken` at once, so a wake is never lost.
-final class AsyncWakeBridge: @unchecked Sendable {
+final class AsyncWakeBridge: WakerTarget, @unchecked Sendable {
     // SAFETY: `continuation` is written before the release CAS to `suspended` and taken only by
     // whoever moves the state out of `suspended`.
     private static let idle = 0, suspended = 1, woken = 2
@@ -52,7 +52,7 @@ final class AsyncWakeBridge: @unchecked Sendable {
         return true
     }
 
-    func wake() {
+    override func wake() {
         while true {
             let current = state.load(ordering: .acquiring)
             if current == Self.woken { return }
@@ -67,24 +67,4 @@ final class AsyncWakeBridge: @unchecked Sendable {
             }
         }
     }
-
-    func makeWaker() -> Waker {
-        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
-                                  vtable: asyncWakeBridgeVTable))
-    }
-
-    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<AsyncWakeBridge> { .fromOpaque(data!) }
 }
-
-nonisolated(unsafe) let asyncWakeBridgeVTable = WakerVTable.makeStatic(WakerVTable(
-    clone: { data in
-        _ = AsyncWakeBridge.from(data).retain()
-        return data
-    },
-    wake: { data in
-        let bridge = AsyncWakeBridge.from(data)
-        bridge.takeUnretainedValue().wake()
-        bridge.release()
-    },
-    wakeByRef: { data in AsyncWakeBridge.from(data).takeUnretainedValue().wake() },
-    drop: { data in AsyncWakeBridge.from(data).release() }))

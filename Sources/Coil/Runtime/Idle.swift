@@ -27,9 +27,6 @@ final class Idle: @unchecked Sendable {
         sleepers.withLock { $0.reserveCapacity(workerCount) }
     }
 
-    var searching: Int { state.load(ordering: .sequentiallyConsistent) & Self.searchingMask }
-    var unparked: Int { state.load(ordering: .sequentiallyConsistent) >> 16 }
-
     private func shouldWake() -> Bool {
         let s = state.load(ordering: .sequentiallyConsistent)
         return s & Self.searchingMask == 0 && s >> 16 < workerCount

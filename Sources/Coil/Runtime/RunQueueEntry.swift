@@ -12,8 +12,12 @@ enum RunQueueEntry {
         UInt64(UInt(bitPattern: task.intoRaw().pointer))
     }
 
+    /// SAFETY: `UnownedJob` is one pointer to a heap-allocated job (at least 16-byte aligned, so
+    /// bit 0 is free); `unsafeBitCast` checks the size, the assertion the alignment.
     static func word(job: UnownedJob) -> UInt64 {
-        UInt64(unsafeBitCast(job, to: UInt.self)) | jobTag
+        let bits = UInt64(unsafeBitCast(job, to: UInt.self))
+        assert(bits & jobTag == 0, "a Swift job at an odd address")
+        return bits | jobTag
     }
 
     static func isJob(_ word: UInt64) -> Bool { word & jobTag != 0 }

@@ -18,6 +18,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         public var timers: Int
     }
 
+    /// Per-worker counters, by worker index.
     public var workers: [Worker]
     /// Tasks spawned and not yet finished (blocking ones not included).
     public var aliveTasks: Int
@@ -32,7 +33,9 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
     /// Swift jobs still queued at shutdown, which cannot be destroyed (see README).
     public var discardedJobs: Int
 
+    /// Worker count (1 for a current-thread runtime).
     public var workerCount: Int { workers.count }
+    /// Sums over the workers.
     public var totalPolls: UInt64 { workers.reduce(0) { $0 + $1.polls } }
     public var totalSteals: UInt64 { workers.reduce(0) { $0 + $1.steals } }
     public var totalParks: UInt64 { workers.reduce(0) { $0 + $1.parks } }
@@ -53,6 +56,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         discardedJobs = shared.discardedJobs.load(ordering: .relaxed)
     }
 
+    /// One line: totals, then each worker's counters.
     public var description: String {
         let perWorker = workers.enumerated().map { index, worker in
             "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"

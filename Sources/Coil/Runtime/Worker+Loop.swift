@@ -187,34 +187,16 @@ extension Worker {
 
 /// The waker of the future `blockOn` drives on a current-thread runtime: sets `woken` and
 /// unparks the worker (a no-op unless it sleeps in its ring).
-final class MainFutureSignal: @unchecked Sendable {
-    unowned(unsafe) let worker: Worker
+final class MainFutureSignal: WakerTarget, @unchecked Sendable {
+    // Strong: a future may keep this waker after blockOn returns (even after the runtime is
+    // gone); `unpark` touches only the worker's own park state and ring, which it keeps alive.
+    let worker: Worker
     let woken = Atomic<Bool>(true)
 
     init(worker: Worker) { self.worker = worker }
 
-    func wake() {
+    override func wake() {
         woken.store(true, ordering: .releasing)
         worker.unpark()
     }
-
-    func makeWaker() -> Waker {
-        Waker(unsafeRaw: RawWaker(data: UnsafeRawPointer(Unmanaged.passRetained(self).toOpaque()),
-                                  vtable: mainFutureWakerVTable))
-    }
-
-    static func from(_ data: UnsafeRawPointer?) -> Unmanaged<MainFutureSignal> { .fromOpaque(data!) }
 }
-
-nonisolated(unsafe) let mainFutureWakerVTable = WakerVTable.makeStatic(WakerVTable(
-    clone: { data in
-        _ = MainFutureSignal.from(data).retain()
-        return data
-    },
-    wake: { data in
-        let signal = MainFutureSignal.from(data)
-        signal.takeUnretainedValue().wake()
-        signal.release()
-    },
-    wakeByRef: { data in MainFutureSignal.from(data).takeUnretainedValue().wake() },
-    drop: { data in MainFutureSignal.from(data).release() }))

@@ -11,6 +11,7 @@ final class Worker: @unchecked Sendable {
     // SAFETY: non-atomic fields are owner-only (see above); other threads use `queue` through
     // its stealer operations, `parkState`/`ringPointer` through `unpark`, and the counters.
     let index: Int
+    /// Unowned: the shared state owns the workers (and outlives their threads, which hold it).
     unowned(unsafe) let shared: Shared
     let queue: OpaquePointer
     private let overflow: UnsafeMutablePointer<UInt64>

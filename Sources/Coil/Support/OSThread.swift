@@ -44,5 +44,4 @@ struct OSThread: @unchecked Sendable {
     func join() { pthread_join(handle, nil) }
     func detach() { pthread_detach(handle) }
 
-    static var currentIsSelf: pthread_t { pthread_self() }
 }

@@ -37,8 +37,8 @@ public final class Notify: @unchecked Sendable {
         var wakes = WakeList()
         state.withLock { state in
             for waiter in state.waiters.removeAll() {
-                // `needed` 0 marks a broadcast notification: not passed on if dropped.
                 waiter.granted = true
+                waiter.broadcast = true
                 wakes.add(waiter.takeWaker())
             }
         }
@@ -80,8 +80,8 @@ public final class Notify: @unchecked Sendable {
             guard !done, let waiter else { return }
             var wakes = WakeList()
             notify.state.withLock { state in
-                if !state.waiters.remove(waiter) && waiter.granted {
-                    // Chosen but never observed: hand the notification on.
+                if !state.waiters.remove(waiter) && waiter.granted && !waiter.broadcast {
+                    // Chosen by notifyOne but never observed: hand the notification on.
                     Notify.notifyOne(&state, &wakes)
                 }
             }

@@ -6,6 +6,8 @@ final class SyncWaiter: @unchecked Sendable {
     // SAFETY: every field is read and written with the owning primitive's lock held.
     let needed: Int
     var granted = false
+    /// Notify only: the grant came from `notifyWaiters`, so a dropped waiter does not pass it on.
+    var broadcast = false
     var waker: RawWaker? = nil
 
     init(needed: Int = 1) { self.needed = needed }
@@ -70,14 +72,18 @@ struct WaiterQueue {
 }
 
 /// Wakers collected under a lock, woken after it is released (call `wakeAll` exactly once).
+/// The first waker is kept inline, so the common case (one waiter released) allocates nothing.
 struct WakeList {
-    private var wakers: [RawWaker] = []
+    private var first: RawWaker? = nil
+    private var rest: [RawWaker] = []
 
     mutating func add(_ waker: consuming Waker?) {
-        if let waker { wakers.append(waker.intoRaw()) }
+        guard let waker else { return }
+        if first == nil { first = waker.intoRaw() } else { rest.append(waker.intoRaw()) }
     }
 
     func wakeAll() {
-        for raw in wakers { Waker(unsafeRaw: raw).wake() }
+        if let first { Waker(unsafeRaw: first).wake() }
+        for raw in rest { Waker(unsafeRaw: raw).wake() }
     }
 }

@@ -61,6 +61,11 @@ enum TimeDriver {
     /// A cancelled entry leaves its wheel at once when its owner drops it; dropped on another
     /// thread, it is handed to the owner, which unlinks it on its next pass. (One not yet in a
     /// wheel is skipped when worker 0 adopts it.)
+    ///
+    /// SAFETY: `wheelID` is the owning worker's address while the entry is linked. Workers live
+    /// as long as their runtime's shared state, and shutdown unlinks every entry (wheelID 0)
+    /// before that state can go, so a non-zero id names a live worker. If the owner unlinks the
+    /// entry meanwhile, it skips the handed-over entry (its wheelID no longer matches).
     static func disarm(_ entry: TimerEntry) {
         let owner = entry.wheelID.load(ordering: .relaxed)
         guard owner != 0 else { return }
