@@ -28,7 +28,7 @@ public enum RuntimeShapes {
         remaining.set(spawnCount)
         var spawned = false
         var receive = rx.receive()
-        _ = runtime.blockOn(pollFn { context -> Poll<Void> in
+        runtime.blockOn(pollFn { context -> Poll<Void> in
             if !spawned {
                 spawned = true
                 for _ in 0..<spawnCount { _ = spawn(CountDown(remaining: remaining, done: tx)) }
