@@ -104,6 +104,32 @@ public final class Runtime: @unchecked Sendable {
         return CoilCore.blockOn(future)
     }
 
+    /// Runs Swift `async` code on the runtime's workers and waits for its result on the calling
+    /// thread (the `async` form of ``blockOn(_:)``, like Tokio's `block_on(async { ... })`). On a
+    /// current-thread runtime the code runs on the calling thread, interleaved with the runtime's
+    /// tasks.
+    ///
+    /// ```swift
+    /// let text = try runtime.blockOn {
+    ///     let stream = try await TCPStream.connect(host: "127.0.0.1", port: 8080)
+    ///     ...
+    /// }
+    /// ```
+    public func blockOn<T: Sendable, E: Error>(_ body: sending @escaping () async throws(E) -> T) throws(E) -> T {
+        let (sender, receiver) = Oneshot.channel(of: Result<T, E>.self)
+        Task(executorPreference: self) {
+            do throws(E) {
+                _ = sender.send(.success(try await body()))
+            } catch {
+                _ = sender.send(.failure(error))
+            }
+        }
+        switch blockOn(receiver) {
+        case .success(let result): return try result.get()
+        case .failure: preconditionFailure("the runtime shut down before blockOn's async body finished")
+        }
+    }
+
     /// Spawns `future` as a task (one allocation) and returns its handle. Dropping the handle
     /// detaches the task.
     @inlinable

@@ -16,6 +16,11 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         public var localQueueDepth: Int
         /// Timers armed in its wheel now.
         public var timers: Int
+        /// I/O operations started on its ring, completed (final completion seen), and in the
+        /// kernel now.
+        public var ioSubmitted: UInt64
+        public var ioCompleted: UInt64
+        public var ioInFlight: Int
     }
 
     /// Per-worker counters, by worker index.
@@ -40,12 +45,15 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
     public var totalSteals: UInt64 { workers.reduce(0) { $0 + $1.steals } }
     public var totalParks: UInt64 { workers.reduce(0) { $0 + $1.parks } }
     public var totalTimers: Int { workers.reduce(0) { $0 + $1.timers } }
+    public var ioInFlight: Int { workers.reduce(0) { $0 + $1.ioInFlight } }
 
     init(_ shared: Shared) {
         workers = shared.workers.map {
             Worker(polls: $0.polls.load(ordering: .relaxed), steals: $0.steals.load(ordering: .relaxed),
                    parks: $0.parks.load(ordering: .relaxed), overflows: $0.overflows.load(ordering: .relaxed),
-                   localQueueDepth: Int(coil_localq_len($0.queue)), timers: $0.wheel.count)
+                   localQueueDepth: Int(coil_localq_len($0.queue)), timers: $0.wheel.count,
+                   ioSubmitted: $0.io.submitted.load(ordering: .relaxed), ioCompleted: $0.io.completed.load(ordering: .relaxed),
+                   ioInFlight: $0.io.inFlight)
         }
         aliveTasks = shared.owned.count
         injectQueueDepth = shared.injectCount
@@ -61,6 +69,6 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         let perWorker = workers.enumerated().map { index, worker in
             "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
         }.joined(separator: "; ")
-        return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) blocking=\(blockingThreads) [\(perWorker)]"
+        return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) blocking=\(blockingThreads) io=\(ioInFlight) [\(perWorker)]"
     }
 }

@@ -143,6 +143,7 @@ extension Worker {
     /// the ring and detach it from this thread.
     func shutdownWorker() {
         shared.owned.closeAndShutdownAll()
+        io.shutdown(reap: reapCompletions)
         drainQueues()
         wheel.releaseAll()
         reapCompletions()
@@ -174,7 +175,10 @@ extension Worker {
                 ran += 1
             }
             maintenance()
-            if shared.isShuttingDown { drainQueues() }  // shut down from another thread meanwhile
+            if shared.isShuttingDown {  // shut down from another thread meanwhile
+                io.shutdown(reap: reapCompletions)
+                drainQueues()
+            }
             if ran == 0 && !signal.woken.load(ordering: .acquiring) && !hasLocalWork && shared.injectCount == 0 {
                 shared.config.onThreadPark?()
                 parkOnRing(deadline: wheel.nextDeadline)

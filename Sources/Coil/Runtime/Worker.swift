@@ -30,6 +30,8 @@ final class Worker: @unchecked Sendable {
     private(set) var ringPointer: OpaquePointer? = nil
     private var ringFD: Int32 = -1
     let wheel: TimerWheel
+    /// The worker's I/O: operations on its ring (set at the end of init; never nil after).
+    private(set) var io: IODriver! = nil
 
     static let running = 0, parked = 1, notified = 2
     let parkState = Atomic<Int>(Worker.running)
@@ -61,6 +63,7 @@ final class Worker: @unchecked Sendable {
         rng = 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
         wheel = TimerWheel(now: MonotonicTime.milliseconds(), id: 0)
         wheel.id = Int(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+        io = IODriver(worker: self)
     }
 
     deinit {
@@ -99,6 +102,7 @@ final class Worker: @unchecked Sendable {
             self.ring = ring
             ringPointer = ring.ring
             ringFD = ring.fileDescriptor
+            io.ring = ring.ring
         } catch {
             throw .ring(error)
         }
@@ -113,16 +117,30 @@ final class Worker: @unchecked Sendable {
 
     private static let reapBatch = 64
 
-    /// Consumes every ready completion. The driver absorbs its own wake-ups; I/O completions get
-    /// their records here once the runtime submits I/O.
+    /// Consumes every ready completion: the driver absorbs its own wake-ups, every other CQE goes
+    /// to the operation record its user data names. Then takes in I/O handed over by other threads.
     func reapCompletions() {
         guard let ringPointer else { return }
+        let io = self.io.unsafelyUnwrapped
         withUnsafeTemporaryAllocation(of: coil_cqe_t.self, capacity: Self.reapBatch) { buffer in
+            let base = buffer.baseAddress!
             while true {
-                let count = coil_ring_reap(ringPointer, buffer.baseAddress, UInt32(Self.reapBatch))
+                let count = coil_ring_reap(ringPointer, base, UInt32(Self.reapBatch))
+                if count <= 0 { break }
+                for i in 0..<Int(count) {
+                    let cqe = base[i]
+                    io.complete(userData: cqe.user_data, result: cqe.res, flags: cqe.flags)
+                }
                 if count < Int32(Self.reapBatch) { break }
             }
         }
+        io.processRemote()
+    }
+
+    /// Sends prepared operations to the kernel (one system call for everything prepared since).
+    func submitPending() {
+        guard let ringPointer, coil_ring_sq_pending(ringPointer) > 0 else { return }
+        _ = coil_ring_submit(ringPointer)
     }
 
     // MARK: Scheduling (owner)
@@ -348,6 +366,7 @@ final class Worker: @unchecked Sendable {
 
     /// Periodic work between tasks: completions and timers.
     func maintenance() {
+        submitPending()
         reapCompletions()
         processTimers()
     }

@@ -1,0 +1,216 @@
+import CCoil
+import CoilCore
+import Synchronization
+
+/// One worker's I/O: prepares operations on the worker's ring, dispatches their completions, and
+/// keeps a pool of operation records so that steady-state I/O allocates nothing.
+///
+/// The owning thread (the one driving the worker) prepares SQEs directly; they go to the kernel
+/// with the worker's next `io_uring_enter` (its park, or the submit in its periodic maintenance),
+/// so a turn's operations share one system call. Any other thread hands operations, cancels and
+/// finished records to the owner through `remote` and unparks it.
+final class IODriver: @unchecked Sendable {
+    // SAFETY: `ring`, `pool` and `inFlight` are touched by the owning thread only; `remote` is
+    // behind its lock; the rest is atomic.
+    private let workerAddress: UnsafeMutableRawPointer
+    /// Unowned: the worker owns its driver; records keep the driver, not the worker.
+    private unowned(unsafe) let worker: Worker
+    var ring: OpaquePointer? = nil
+    private var pool: [IOOperation] = []
+    /// Operations submitted whose final CQE has not arrived (written by the owner, read anywhere).
+    private let inFlightGauge = Atomic<Int>(0)
+    private(set) var inFlight: Int {
+        get { inFlightGauge.load(ordering: .relaxed) }
+        set { inFlightGauge.store(newValue, ordering: .relaxed) }
+    }
+    private static let maxPooled = 4096
+
+    private struct Remote {
+        var submits: [IOOperation] = []
+        var cancels: [(IOOperation, UInt64)] = []
+        var released: [IOOperation] = []
+        var closed = false
+    }
+    private let remote = ConditionLock(Remote())
+    private let hasRemote = Atomic<Bool>(false)
+    private let closed = Atomic<Bool>(false)
+
+    let submitted = Atomic<UInt64>(0)
+    let completed = Atomic<UInt64>(0)
+
+    init(worker: Worker) {
+        self.worker = worker
+        workerAddress = Unmanaged.passUnretained(worker).toOpaque()
+    }
+
+    /// The driver for operations started on the calling thread: its worker's, or (outside the
+    /// workers, inside a runtime) worker 0's.
+    static func forCurrentThread() -> IODriver {
+        if let worker = Worker.current { return worker.io }
+        if let shared = Shared.current { return shared.workers[0].io }
+        preconditionFailure("Coil I/O was started outside a Coil runtime (enter one with Runtime.blockOn, or spawn the work)")
+    }
+
+    @inline(__always)
+    var isOwnerThread: Bool { coil_context_worker() == workerAddress }
+
+    /// A blank record: from the pool on the owning thread, else a new one.
+    func makeOperation() -> IOOperation {
+        if isOwnerThread, let op = pool.popLast() { return op }
+        return IOOperation(driver: self)
+    }
+
+    /// Starts `op` (filled in by the caller): prepares it now on the owning thread, else hands it
+    /// to the owner. An operation that cannot start completes at once with the error.
+    func start(_ op: IOOperation) {
+        submitted.add(1, ordering: .relaxed)
+        if isOwnerThread {
+            prepare(op)
+            return
+        }
+        let queued = remote.withLock { remote -> Bool in
+            guard !remote.closed else { return false }
+            remote.submits.append(op)
+            return true
+        }
+        if queued {
+            hasRemote.store(true, ordering: .releasing)
+            worker.unpark()
+        } else {
+            finish(op, result: -ECANCELED, flags: 0)
+        }
+    }
+
+    private func prepare(_ op: IOOperation) {
+        guard let ring, !closed.load(ordering: .relaxed) else {
+            finish(op, result: -ECANCELED, flags: 0)
+            return
+        }
+        let ret = op.prepare(on: ring)
+        if ret < 0 {
+            finish(op, result: ret, flags: 0)
+            return
+        }
+        op.inFlight = true
+        inFlight += 1
+    }
+
+    /// Asks the kernel to cancel `op` if it is still the use whose user data is `userData`.
+    func cancel(_ op: IOOperation, userData: UInt64) {
+        if isOwnerThread {
+            cancelIfCurrent(op, userData: userData)
+            return
+        }
+        let queued = remote.withLock { remote -> Bool in
+            guard !remote.closed else { return false }
+            remote.cancels.append((op, userData))
+            return true
+        }
+        if queued {
+            hasRemote.store(true, ordering: .releasing)
+            worker.unpark()
+        }
+    }
+
+    private func cancelIfCurrent(_ op: IOOperation, userData: UInt64) {
+        guard op.inFlight, op.userData == userData, let ring else { return }
+        _ = coil_ring_prep_cancel(ring, userData, 0, coil_user_data_ignore)
+    }
+
+    /// The waiter is done with `op` (R4): back to the pool.
+    func release(_ op: IOOperation) {
+        op.closeUntakenDescriptor()
+        if isOwnerThread {
+            recycle(op)
+            return
+        }
+        let queued = remote.withLock { remote -> Bool in
+            guard !remote.closed else { return false }
+            remote.released.append(op)
+            return true
+        }
+        // No need to wake the owner: the record waits for its next pass.
+        if queued { hasRemote.store(true, ordering: .releasing) }
+    }
+
+    private func recycle(_ op: IOOperation) {
+        op.reset()
+        if pool.count < Self.maxPooled && !closed.load(ordering: .relaxed) { pool.append(op) }
+    }
+
+    // MARK: Completions (owning thread)
+
+    /// Handles one CQE addressed to an operation record.
+    func complete(userData: UInt64, result: Int32, flags: UInt32) {
+        let op = IOOperation.from(userData: userData)
+        if let sink = op.sink {
+            let more = coil_cqe_has_more(flags)
+            sink.deliver(result: result, isFinal: !more)
+            if !more {
+                inFlight -= 1
+                op.inFlight = false
+                completed.add(1, ordering: .relaxed)
+                recycle(op)
+            }
+            return
+        }
+        inFlight -= 1
+        completed.add(1, ordering: .relaxed)
+        finish(op, result: result, flags: flags)
+    }
+
+    private func finish(_ op: IOOperation, result: Int32, flags: UInt32) {
+        if let sink = op.sink {
+            // A multishot operation that never started.
+            sink.deliver(result: result, isFinal: true)
+            if isOwnerThread { recycle(op) }
+            return
+        }
+        if op.complete(result: result, flags: flags) {
+            // Abandoned: nobody will take the result.
+            op.closeUntakenDescriptor()
+            if isOwnerThread { recycle(op) }
+        }
+    }
+
+    /// Takes in what other threads handed over (operations to start, cancels, finished records).
+    func processRemote() {
+        guard hasRemote.load(ordering: .acquiring) else { return }
+        let taken = remote.withLock { remote -> Remote in
+            hasRemote.store(false, ordering: .relaxed)
+            let taken = remote
+            remote.submits.removeAll(keepingCapacity: true)
+            remote.cancels.removeAll(keepingCapacity: true)
+            remote.released.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for op in taken.submits { prepare(op) }
+        for (op, userData) in taken.cancels { cancelIfCurrent(op, userData: userData) }
+        for op in taken.released { recycle(op) }
+    }
+
+    // MARK: Shutdown (owning thread)
+
+    /// Refuses further operations, cancels every one in flight and waits (up to `limit`) for their
+    /// completions, so that no record or buffer is left with the kernel.
+    func shutdown(reap: () -> Void, limit: Duration = .seconds(2)) {
+        let leftover = remote.withLock { remote -> Remote in
+            remote.closed = true
+            let taken = remote
+            remote = Remote(closed: true)
+            return taken
+        }
+        closed.store(true, ordering: .relaxed)
+        for op in leftover.submits { finish(op, result: -ECANCELED, flags: 0) }
+        for (op, userData) in leftover.cancels { cancelIfCurrent(op, userData: userData) }
+        if let ring, inFlight > 0 {
+            _ = coil_ring_prep_cancel(ring, 0, Int32(COIL_ASYNC_CANCEL_ANY), coil_user_data_ignore)
+            let deadline = MonotonicTime.nanoseconds() &+ MonotonicTime.nanoseconds(limit)
+            while inFlight > 0 && MonotonicTime.nanoseconds() < deadline {
+                _ = coil_ring_submit_and_wait(ring, 1, 10_000_000)
+                reap()
+            }
+        }
+        pool.removeAll()
+    }
+}

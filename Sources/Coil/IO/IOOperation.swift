@@ -1,0 +1,338 @@
+import CCoil
+import CoilCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What an in-flight operation asks the kernel to do. The memory it names (the region, the
+/// address, the message header, the path) lives in the operation record, which outlives the
+/// kernel's use of it.
+enum IORequest {
+    case nop
+    case read(fd: Int32, offset: UInt64)
+    case write(fd: Int32, offset: UInt64)
+    case receive(fd: Int32)
+    case send(fd: Int32)
+    case writev(fd: Int32, count: Int32)
+    case accept(fd: Int32)
+    case multishotAccept(fd: Int32)
+    case connect(fd: Int32)
+    case close(fd: Int32)
+    case shutdown(fd: Int32, how: Int32)
+    case sendMessage(fd: Int32)
+    case receiveMessage(fd: Int32)
+    case open(directory: Int32, flags: Int32, mode: UInt32)
+    case fsync(fd: Int32, dataOnly: Bool)
+    case statx(fd: Int32)
+
+    /// The name an error carries.
+    var name: String {
+        switch self {
+        case .nop: "nop"
+        case .read: "read"
+        case .write: "write"
+        case .receive: "recv"
+        case .send: "send"
+        case .writev: "writev"
+        case .accept, .multishotAccept: "accept"
+        case .connect: "connect"
+        case .close: "close"
+        case .shutdown: "shutdown"
+        case .sendMessage: "sendmsg"
+        case .receiveMessage: "recvmsg"
+        case .open: "openat"
+        case .fsync: "fsync"
+        case .statx: "statx"
+        }
+    }
+
+    /// Whether a successful result is a new descriptor (closed if nobody takes it).
+    var returnsDescriptor: Bool {
+        switch self {
+        case .accept, .multishotAccept, .open: true
+        default: false
+        }
+    }
+}
+
+/// One in-flight io_uring operation: the record whose address is the SQE's `user_data`.
+///
+/// Lifecycle (DESIGN.md, "I/O"), one state word:
+///
+///     pending ──(waiter registers)──▶ waiting ──(CQE)──▶ completed ──(waiter takes the result)
+///        │                              │
+///        └──────(future dropped)────────┴──▶ abandoned ──(CQE)──▶ freed by the driver
+///
+/// Rules:
+/// - R1. Only the owning driver's thread prepares, submits and completes a record, and only it
+///   reads `request` after submission.
+/// - R2. The completion writes `result` and `flags`, then moves the state to `completed` with
+///   release; the waiter reads them after an acquire load that saw `completed`.
+/// - R3. The waiter slot (`waker` / `continuation`) belongs to the waiter while the state is
+///   `pending`, and to whoever moves the state out of `waiting`.
+/// - R4. The record is freed by whichever side comes second: the waiter when it finds
+///   `completed`, the driver when the CQE finds `abandoned`. Freed records go back to their
+///   driver's pool (never to the allocator while the driver runs), so a stale cancel request can
+///   always look at the record and see from `generation` that it is stale.
+/// - R5. A result descriptor (accept, open) nobody takes is closed by whoever frees the record.
+///
+/// `user_data` = record address | (generation & 15). Swift objects are 16-byte aligned, so the
+/// low four bits are free; the generation makes a cancel aimed at an earlier use of a recycled
+/// record miss. Driver-reserved values sit at the top of the range (`COIL_USER_DATA_*`), far
+/// above any user-space address.
+final class IOOperation: @unchecked Sendable {
+    // SAFETY: see the rules above.
+    static let pending = 0, waiting = 1, completed = 2, abandoned = 3
+
+    let state = Atomic<Int>(IOOperation.pending)
+    /// The driver whose ring carries the operation (strong: a record may outlive the runtime).
+    let driver: IODriver
+
+    var request: IORequest = .nop
+    /// Linked timeout in nanoseconds, 0 for none.
+    var timeout: UInt64 = 0
+    var result: Int32 = 0
+    var flags: UInt32 = 0
+    var generation: UInt64 = 0
+    /// Submitted and its final CQE not seen yet (driver thread only).
+    var inFlight = false
+    /// The waiter took the result (a returned descriptor is theirs now).
+    var resultTaken = false
+
+    var waker: RawWaker? = nil
+    var continuation: UnsafeContinuation<Void, Never>? = nil
+    /// Keeps the memory the kernel uses alive until the CQE: the buffer, and the object owning
+    /// the descriptor.
+    var buffer: IOBuffer? = nil
+    var buffers: [IOBuffer] = []
+    var owner: AnyObject? = nil
+    /// Where a read or write goes (inside `buffer`).
+    var region: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// For multishot operations: where completions go.
+    var sink: MultishotSink? = nil
+    /// Fixed scratch memory: a socket address and its length, a message header, iovecs.
+    let scratch: UnsafeMutableRawPointer
+    /// Larger or rarer arguments (a path, a statx buffer, many iovecs).
+    var extra: UnsafeMutableRawPointer? = nil
+
+    static let addressOffset = 0                                   // sockaddr_storage, 128 bytes
+    static let addressLengthOffset = 128                           // socklen_t
+    static let messageOffset = 136                                 // msghdr, 56 bytes
+    static let iovecOffset = 192                                   // iovec x 4
+    static let inlineIovecs = 4
+    static let scratchSize = 256
+
+    static let live = Atomic<Int>(0)
+
+    init(driver: IODriver) {
+        self.driver = driver
+        scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
+        Self.live.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        scratch.deallocate()
+        extra?.deallocate()
+        if let waker { waker.vtable.pointee.drop(waker.data) }
+        Self.live.subtract(1, ordering: .relaxed)
+    }
+
+    var userData: UInt64 {
+        UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) | (generation & 15)
+    }
+
+    static func from(userData: UInt64) -> IOOperation {
+        Unmanaged<IOOperation>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(userData & ~15))!).takeUnretainedValue()
+    }
+
+    var address: UnsafeMutablePointer<sockaddr> {
+        (scratch + Self.addressOffset).assumingMemoryBound(to: sockaddr.self)
+    }
+    var addressLength: UnsafeMutablePointer<socklen_t> {
+        (scratch + Self.addressLengthOffset).assumingMemoryBound(to: socklen_t.self)
+    }
+    var message: UnsafeMutablePointer<msghdr> {
+        (scratch + Self.messageOffset).assumingMemoryBound(to: msghdr.self)
+    }
+    var iovecs: UnsafeMutablePointer<iovec> {
+        (scratch + Self.iovecOffset).assumingMemoryBound(to: iovec.self)
+    }
+
+    /// Extra memory of at least `bytes` (kept with the record for reuse).
+    func extraStorage(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if let extra, extraSize >= bytes { return extra }
+        extra?.deallocate()
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        extra = storage
+        extraSize = bytes
+        return storage
+    }
+    private var extraSize = 0
+
+    /// Back to a blank record for the pool (driver thread, or a record nobody else can reach).
+    func reset() {
+        request = .nop
+        timeout = 0
+        result = 0
+        flags = 0
+        generation &+= 1
+        inFlight = false
+        resultTaken = false
+        if let waker { waker.vtable.pointee.drop(waker.data) }
+        waker = nil
+        continuation = nil
+        buffer = nil
+        if !buffers.isEmpty { buffers.removeAll(keepingCapacity: true) }
+        owner = nil
+        sink = nil
+        region = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        if extraSize > 4096 {
+            extra?.deallocate()
+            extra = nil
+            extraSize = 0
+        }
+        state.store(Self.pending, ordering: .relaxed)
+    }
+
+    // MARK: Preparing (R1)
+
+    /// Queues the SQE (and its linked timeout) on `ring`. Returns 0 or -errno.
+    func prepare(on ring: OpaquePointer) -> Int32 {
+        let data = userData
+        if timeout > 0 {
+            let reserved = coil_ring_reserve(ring, 2)
+            if reserved < 0 { return reserved }
+        }
+        var ret: Int32
+        switch request {
+        case .nop:
+            ret = coil_ring_prep_nop(ring, data)
+        case .read(let fd, let offset):
+            ret = coil_ring_prep_read(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
+        case .write(let fd, let offset):
+            ret = coil_ring_prep_write(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
+        case .receive(let fd):
+            ret = coil_ring_prep_recv(ring, fd, region.baseAddress, region.count, 0, data)
+        case .send(let fd):
+            ret = coil_ring_prep_send(ring, fd, region.baseAddress, region.count, Int32(MSG_NOSIGNAL), data)
+        case .writev(let fd, let count):
+            let vectors = count <= Self.inlineIovecs ? iovecs : extra!.assumingMemoryBound(to: iovec.self)
+            ret = coil_ring_prep_writev(ring, fd, vectors, UInt32(count), UInt64.max, data)
+        case .accept(let fd):
+            addressLength.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            ret = coil_ring_prep_accept(ring, fd, address, addressLength, Int32(SOCK_CLOEXEC.rawValue), data)
+        case .multishotAccept(let fd):
+            ret = coil_ring_prep_multishot_accept(ring, fd, Int32(SOCK_CLOEXEC.rawValue), data)
+        case .connect(let fd):
+            ret = coil_ring_prep_connect(ring, fd, address, addressLength.pointee, data)
+        case .close(let fd):
+            ret = coil_ring_prep_close(ring, fd, data)
+        case .shutdown(let fd, let how):
+            ret = coil_ring_prep_shutdown(ring, fd, how, data)
+        case .sendMessage(let fd):
+            ret = coil_ring_prep_sendmsg(ring, fd, message, UInt32(MSG_NOSIGNAL), data)
+        case .receiveMessage(let fd):
+            ret = coil_ring_prep_recvmsg(ring, fd, message, 0, data)
+        case .open(let directory, let openFlags, let mode):
+            ret = coil_ring_prep_openat(ring, directory, extra!.assumingMemoryBound(to: CChar.self), openFlags | O_CLOEXEC, mode, data)
+        case .fsync(let fd, let dataOnly):
+            ret = coil_ring_prep_fsync(ring, fd, dataOnly ? UInt32(COIL_FSYNC_DATASYNC) : 0, data)
+        case .statx(let fd):
+            ret = coil_ring_prep_statx(ring, fd, "", 0x1000 /* AT_EMPTY_PATH */, 0x0000_0FFF, extra!, data)
+        }
+        if ret == 0 && timeout > 0 {
+            ret = coil_ring_prep_link_timeout(ring, timeout, coil_user_data_ignore)
+        }
+        return ret
+    }
+
+    // MARK: Waiting (R2, R3)
+
+    /// Registers the polling task's waker; returns true when the operation already completed.
+    func register(_ waker: borrowing Waker) -> Bool {
+        var current = state.load(ordering: .acquiring)
+        if current == Self.waiting {
+            // Take the slot back to replace the waker (unless it is the same one).
+            if let stored = self.waker, stored == waker.rawWaker { return false }
+            guard state.compareExchange(expected: Self.waiting, desired: Self.pending, ordering: .acquiring).exchanged else {
+                return true  // completed meanwhile
+            }
+            current = Self.pending
+        }
+        guard current == Self.pending else { return true }
+        if let old = self.waker { old.vtable.pointee.drop(old.data) }
+        self.waker = waker.clone().intoRaw()
+        if state.compareExchange(expected: Self.pending, desired: Self.waiting, ordering: .acquiringAndReleasing).exchanged {
+            return false
+        }
+        return true  // completed while we wrote the slot; the slot stays ours (dropped at reset)
+    }
+
+    /// Suspends the calling async task until the completion (resumed on the completing thread).
+    func suspend(_ continuation: UnsafeContinuation<Void, Never>) {
+        self.continuation = continuation
+        if !state.compareExchange(expected: Self.pending, desired: Self.waiting, ordering: .acquiringAndReleasing).exchanged {
+            self.continuation = nil
+            continuation.resume()
+        }
+    }
+
+    var isCompleted: Bool { state.load(ordering: .acquiring) == Self.completed }
+
+    // MARK: Completing (driver thread)
+
+    /// Records a completion and wakes the waiter. Returns true if the record was abandoned (the
+    /// driver then frees it, R4).
+    func complete(result: Int32, flags: UInt32) -> Bool {
+        self.result = result
+        self.flags = flags
+        inFlight = false
+        switch state.exchange(Self.completed, ordering: .acquiringAndReleasing) {
+        case Self.waiting:
+            if let continuation = continuation.take() {
+                continuation.resume()
+            } else if let raw = waker.take() {
+                Waker(unsafeRaw: raw).wake()
+            }
+            return false
+        case Self.abandoned:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The waiter is going away without the result (its future was dropped). Returns true if
+    /// the operation completed already (the caller frees the record), false if it is still in the
+    /// kernel (the caller asks the driver to cancel it; the driver frees it at the CQE).
+    func abandon() -> Bool {
+        while true {
+            let current = state.load(ordering: .acquiring)
+            if current == Self.completed { return true }
+            if state.compareExchange(expected: current, desired: Self.abandoned, ordering: .acquiringAndReleasing).exchanged {
+                if current == Self.waiting, let raw = waker.take() { raw.vtable.pointee.drop(raw.data) }
+                return false
+            }
+        }
+    }
+
+    /// R5: closes a descriptor result nobody took.
+    func closeUntakenDescriptor() {
+        if request.returnsDescriptor && result >= 0 && !resultTaken {
+            _ = Glibc.close(result)
+            resultTaken = true
+        }
+    }
+
+    /// The error for a failed result, naming the operation (a linked timeout's cancellation reads
+    /// as `ETIMEDOUT`).
+    func error(for result: Int32) -> IOError {
+        if result == -ECANCELED && timeout > 0 { return IOError(operation: request.name, errno: ETIMEDOUT) }
+        return IOError(operation: request.name, errno: -result)
+    }
+}
+
+/// The error every Coil I/O operation throws: the operation's name and the errno.
+public typealias IOError = IORingError
