@@ -22,6 +22,9 @@ let package = Package(
         // Poll/Future/Waker and the task: knows nothing of threads, rings or sockets.
         .target(name: "CoilCore"),
         .target(name: "Coil", dependencies: ["CCoil", "CoilCore"]),
+        // Example servers and tools on the public API only.
+        .executableTarget(name: "coil-echo", dependencies: ["Coil"], path: "Sources/Examples/coil-echo"),
+        .executableTarget(name: "coil-echo-load", dependencies: ["Coil"], path: "Sources/Examples/coil-echo-load"),
         // Thread helpers shared by the test targets (not a product).
         .target(name: "CoilTestSupport", path: "Tests/CoilTestSupport"),
         .testTarget(name: "CoilCoreTests", dependencies: ["CoilCore", "CoilTestSupport"]),

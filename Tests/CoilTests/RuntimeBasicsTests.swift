@@ -7,6 +7,7 @@ import XCTest
 final class RuntimeBasicsTests: XCTestCase {
     nonisolated(unsafe) static let flavors: [(String, () throws -> Runtime)] = [
         ("current-thread", { try Runtime.Builder.currentThread().build() }),
+        ("multi-thread(1)", { try Runtime.Builder.multiThread().workerThreads(1).build() }),
         ("multi-thread(2)", { try Runtime.Builder.multiThread().workerThreads(2).build() }),
         ("multi-thread(4, local queue 4)", { try Runtime.Builder.multiThread().workerThreads(4).localQueueCapacity(4).build() }),
     ]

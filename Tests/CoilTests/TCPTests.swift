@@ -235,6 +235,7 @@ final class TCPTests: XCTestCase {
 enum IOTestSupport {
     nonisolated(unsafe) static let flavors: [(String, () throws -> Runtime)] = [
         ("current-thread", { try Runtime.Builder.currentThread().build() }),
+        ("multi-thread(1)", { try Runtime.Builder.multiThread().workerThreads(1).build() }),
         ("multi-thread(2)", { try Runtime.Builder.multiThread().workerThreads(2).build() }),
     ]
 

@@ -154,7 +154,8 @@ final class Shared: @unchecked Sendable {
 
     /// New work was published: wake a parked worker if nobody is looking for work.
     func notifyParked() {
-        if workerCount == 1 {
+        if config.flavor == .currentThread {
+            // No idle protocol: the thread in blockOn parks in the ring and rechecks the queues.
             workers[0].unpark()
         } else if let index = idle.workerToNotify() {
             workers[index].unpark()

@@ -224,11 +224,13 @@ final class Worker: @unchecked Sendable {
     /// workers steal, and at most half the workers search.
     func steal() -> UInt64? {
         let count = workerCount
-        guard count > 1 else { return nil }
         if !isSearching {
+            // Even a lone worker becomes a searcher: the last searcher to park rechecks the
+            // inject queue, which is what closes the race with a remote spawn (see Idle).
             guard shared.idle.transitionToSearching() else { return nil }
             isSearching = true
         }
+        guard count > 1 else { return popInject() }
         rng ^= rng << 13
         rng ^= rng >> 7
         rng ^= rng << 17
