@@ -114,6 +114,33 @@ final class RuntimeStressTests: XCTestCase {
     }
 
     /// A million tasks spawned from outside and from inside tasks all complete and are freed.
+    /// Workers woken by their own timers while a remote spawn picks them: each remote spawn must
+    /// still run (a worker that counted itself unparked without leaving the searching count would
+    /// silence every later notification).
+    func testRemoteSpawnsRunWhileWorkersWakeFromTimers() throws {
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        let stop = Counter()
+        // Sleepers on the workers, waking every millisecond.
+        for _ in 0..<4 {
+            Task(executorPreference: runtime) {
+                while stop.value == 0 { await sleep(for: .milliseconds(1)).value() }
+            }
+        }
+        defer { stop.increment() }
+        let rounds = 300 * stressScale
+        let ran = Counter()
+        for round in 0..<rounds {
+            runtime.spawn(sleep(for: .milliseconds(round % 3)).map { _ in () })
+            runtime.spawn(pollFn { _ -> Poll<Void> in
+                ran.increment()
+                return .ready(())
+            })
+            XCTAssertTrue(eventually(within: .seconds(5)) { ran.value == round + 1 }, "remote spawn \(round) never ran")
+            if ran.value != round + 1 { return }
+        }
+    }
+
     func testMillionTasksComplete() throws {
         let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
         defer { runtime.shutdown() }

@@ -57,7 +57,7 @@ extension IOOperation {
     /// Suspends the calling async task until the operation completes, then hands the record to
     /// `finish` and releases it. The completion resumes the task from the thread that reaped it:
     /// on a Coil worker, into that worker's run queue.
-    func wait<T>(_ finish: (IOOperation) -> Result<T, IOError>) async throws(IOError) -> T {
+    nonisolated(nonsending) func wait<T>(_ finish: (IOOperation) -> Result<T, IOError>) async throws(IOError) -> T {
         if !isCompleted {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in suspend(continuation) }
         }

@@ -144,7 +144,7 @@ public final class TCPStream: @unchecked Sendable {
 
     /// Receives into `buffer`'s free space; returns the byte count (0: the peer closed its side)
     /// and grows `buffer.count` by it. The buffer must have free space.
-    public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
+    nonisolated(nonsending) public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
         try await startRead(into: buffer, timeout: timeout).wait(Self.finishRead)
     }
 
@@ -173,7 +173,7 @@ public final class TCPStream: @unchecked Sendable {
     // MARK: Writing
 
     /// Sends `buffer`'s bytes from `offset` once; returns how many the kernel took (maybe fewer).
-    public func write(_ buffer: IOBuffer, from offset: Int = 0, timeout: Duration? = nil) async throws(IOError) -> Int {
+    nonisolated(nonsending) public func write(_ buffer: IOBuffer, from offset: Int = 0, timeout: Duration? = nil) async throws(IOError) -> Int {
         try await startWrite(buffer, from: offset, timeout: timeout).wait(IOOperation.count)
     }
 
@@ -194,7 +194,7 @@ public final class TCPStream: @unchecked Sendable {
     }
 
     /// Sends all of `buffer`'s bytes, continuing after short writes. `timeout` applies to each send.
-    public func writeAll(_ buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) {
+    nonisolated(nonsending) public func writeAll(_ buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) {
         var offset = 0
         while offset < buffer.count {
             let sent = try await write(buffer, from: offset, timeout: timeout)

@@ -68,12 +68,15 @@ final class Idle: @unchecked Sendable {
     }
 
     /// Worker `index` woke by itself (a timer or completion gave it work): count it unparked.
-    func unparkWorker(_ index: Int) {
-        sleepers.withLock { sleepers in
-            if let position = sleepers.firstIndex(of: index) {
-                sleepers.remove(at: position)
-                state.add(Self.unparkedOne, ordering: .sequentiallyConsistent)
-            }
+    /// Returns false if a notifier had already picked it, which counted it as unparked *and
+    /// searching*: the worker must then act as a searcher (and leave searching when it finds
+    /// work), or the searching count would stay raised and block every later notification.
+    func unparkWorker(_ index: Int) -> Bool {
+        sleepers.withLock { sleepers -> Bool in
+            guard let position = sleepers.firstIndex(of: index) else { return false }
+            sleepers.remove(at: position)
+            state.add(Self.unparkedOne, ordering: .sequentiallyConsistent)
+            return true
         }
     }
 

@@ -125,8 +125,9 @@ extension Worker {
             processTimers()
             inPark = false
             if hasLocalWork {
-                // A timer or completion woke a task here: run it ourselves.
-                shared.idle.unparkWorker(index)
+                // A timer or completion woke a task here: run it ourselves. If a notifier picked
+                // this worker meanwhile, it was counted as a searcher: be one.
+                if !shared.idle.unparkWorker(index) { isSearching = true }
                 break
             }
             if !shared.idle.isParked(index) {
