@@ -1,7 +1,7 @@
 # Coil's commands. `make test` is what CI runs; every target installs liburing-dev when missing.
 SWIFT ?= swift
 
-.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo bench bench-tokio stress clean
+.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo demo-queues bench bench-echo bench-tokio stress clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -33,10 +33,23 @@ fuzz-smoke: fuzz-build
 fuzz: fuzz-build
 	$(FUZZ_RUN) -max_total_time=600
 
-# The main demo: queue throughput and io_uring NOP throughput, Coil from Swift beside C and a
-# mutex baseline, as a short table (release build, about a minute).
+# The main demo: coil-echo on 127.0.0.1 driven by coil-echo-load at 1, 16 and 64 connections
+# for 3 s each (round trips per second, latency), then a graceful SIGINT shutdown.
 demo: deps
+	SWIFT=$(SWIFT) scripts/echo-demo.sh
+
+# Queue throughput and io_uring NOP throughput, Coil from Swift beside C and a mutex baseline,
+# as a short table (release build, about a minute).
+demo-queues: deps
 	cd Benchmarks && $(SWIFT) run -c release coil-demo
+
+# coil-echo (1 and 2 workers) beside the C echo servers of ../shared/anchors/uring (io_uring with
+# DEFER_TASKRUN, epoll), all driven by the anchors' C load client: 5 interleaved rounds at 1, 16,
+# 64 and 256 connections, 64 B and 1 KiB messages (~8 minutes). Prints the table for BENCHMARKS.md.
+URING_ANCHOR ?= ../shared/anchors/uring
+bench-echo: deps
+	$(SWIFT) build -c release --product coil-echo
+	python3 scripts/compare-echo.py --anchor $(URING_ANCHOR) --coil $$($(SWIFT) build -c release --show-bin-path)/coil-echo
 
 # The full package-benchmark suite (throughput, latency and allocation counts).
 bench: deps
@@ -57,7 +70,7 @@ bench-tokio: deps
 # Long stress runs of the queues, tasks and runtime (50x the CI size), plain and under TSan.
 stress: deps
 	COIL_STRESS_SCALE=50 $(SWIFT) test -c release --filter 'Stress'
-	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake|Runtime|Sync'
+	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake|Runtime|Sync|TCP|IOLifecycle'
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/.build

@@ -91,6 +91,9 @@ final class IODriver: @unchecked Sendable {
             finish(op, result: ret, flags: 0)
             return
         }
+        // The kernel's reference: the record lives until its final CQE even if every waiter is
+        // gone (released in `complete`).
+        _ = Unmanaged.passRetained(op)
         op.inFlight = true
         inFlight += 1
     }
@@ -142,7 +145,8 @@ final class IODriver: @unchecked Sendable {
 
     /// Handles one CQE addressed to an operation record.
     func complete(userData: UInt64, result: Int32, flags: UInt32) {
-        let op = IOOperation.from(userData: userData)
+        let kernelReference = IOOperation.unmanaged(userData: userData)
+        let op = kernelReference.takeUnretainedValue()
         if let sink = op.sink {
             let more = coil_cqe_has_more(flags)
             sink.deliver(result: result, isFinal: !more)
@@ -151,12 +155,14 @@ final class IODriver: @unchecked Sendable {
                 op.inFlight = false
                 completed.add(1, ordering: .relaxed)
                 recycle(op)
+                kernelReference.release()
             }
             return
         }
         inFlight -= 1
         completed.add(1, ordering: .relaxed)
         finish(op, result: result, flags: flags)
+        kernelReference.release()
     }
 
     private func finish(_ op: IOOperation, result: Int32, flags: UInt32) {

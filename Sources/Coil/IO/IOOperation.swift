@@ -72,10 +72,11 @@ enum IORequest {
 ///   release; the waiter reads them after an acquire load that saw `completed`.
 /// - R3. The waiter slot (`waker` / `continuation`) belongs to the waiter while the state is
 ///   `pending`, and to whoever moves the state out of `waiting`.
-/// - R4. The record is freed by whichever side comes second: the waiter when it finds
-///   `completed`, the driver when the CQE finds `abandoned`. Freed records go back to their
-///   driver's pool (never to the allocator while the driver runs), so a stale cancel request can
-///   always look at the record and see from `generation` that it is stale.
+/// - R4. The record is released by whichever side comes second: the waiter when it finds
+///   `completed`, the driver when the CQE finds `abandoned`; released records go back to their
+///   driver's pool. While an operation is in the kernel, the kernel holds a reference of its own
+///   (retained at prepare, released at the final CQE), so the record never dies under it. A
+///   cancel request holds the record too, and checks `generation` to see whether it is stale.
 /// - R5. A result descriptor (accept, open) nobody takes is closed by whoever frees the record.
 ///
 /// `user_data` = record address | (generation & 15). Swift objects are 16-byte aligned, so the
@@ -143,8 +144,9 @@ final class IOOperation: @unchecked Sendable {
         UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) | (generation & 15)
     }
 
-    static func from(userData: UInt64) -> IOOperation {
-        Unmanaged<IOOperation>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(userData & ~15))!).takeUnretainedValue()
+    /// The record a CQE's user data names, as the kernel's (retained) reference to it.
+    static func unmanaged(userData: UInt64) -> Unmanaged<IOOperation> {
+        Unmanaged<IOOperation>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(userData & ~15))!)
     }
 
     var address: UnsafeMutablePointer<sockaddr> {

@@ -1,0 +1,167 @@
+import Coil
+import CoilTestSupport
+import Synchronization
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The operation lifecycle: dropped operations are cancelled, their buffers and records come back,
+/// descriptors nobody took are closed, and a thousand connections go through an echo server.
+final class IOLifecycleTests: XCTestCase {
+    nonisolated(unsafe) static let flavors = IOTestSupport.flavors
+
+    func testDroppedReadsAndAcceptsAreCancelledAndNothingLeaks() throws {
+        for (name, make) in Self.flavors {
+            let descriptors = IOTestSupport.openDescriptors()
+            let buffers = IODiagnostics.liveBuffers
+            let records = IODiagnostics.liveOperationRecords
+            // The runtime lives in this closure: its rings close when it goes away.
+            try { () throws in
+            let runtime = try make()
+            let late: String = try runtime.blockOn { () async throws -> String in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                // An accept dropped while pending: the listener keeps working.
+                let droppedAccept = await timeout(.milliseconds(5), listener.acceptFuture()).value()
+                XCTAssertNotNil(droppedAccept.failureValue, name)
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                let accepted = try await listener.accept()
+                // Reads dropped while the kernel holds them (each times out through `timeout`).
+                for _ in 0..<50 {
+                    let buffer = IOBuffer(capacity: 4096)
+                    let outcome = await timeout(.milliseconds(1), client.readFuture(into: buffer)).value()
+                    XCTAssertNotNil(outcome.failureValue, "\(name): \(outcome)")
+                }
+                // The cancelled reads consumed nothing: the next one gets the bytes.
+                try await accepted.writeAll(IOBuffer(string: "after the drops"))
+                let buffer = IOBuffer(capacity: 64)
+                _ = try await client.read(into: buffer, timeout: .seconds(5))
+                try await client.close()
+                try await accepted.close()
+                listener.close()
+                return buffer.string
+            }
+            XCTAssertEqual(late, "after the drops", name)
+            XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(name): \(runtime.metrics)")
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
+            }()
+            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): a buffer outlived its operations")
+            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): \(IODiagnostics.liveOperationRecords - records) records leaked")
+            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
+        }
+    }
+
+    func testConnectionsAcceptedButNotTakenAreClosedWithTheListener() throws {
+        for (name, make) in Self.flavors {
+            let descriptors = IOTestSupport.openDescriptors()
+            try { () throws in
+            let runtime = try make()
+            let peersSawClose: Int = try runtime.blockOn { () async throws -> Int in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                _ = await timeout(.milliseconds(1), listener.acceptFuture()).value()   // arms the accept
+                var clients: [TCPStream] = []
+                for _ in 0..<5 { clients.append(try await TCPStream.connect(to: listener.localAddress)) }
+                try await sleep(for: .milliseconds(20)).value()   // the kernel accepted them
+                listener.close()
+                var closed = 0
+                for client in clients {
+                    let n = try? await client.read(into: IOBuffer(capacity: 8), timeout: .seconds(5))
+                    if n == 0 || n == nil { closed += 1 }   // EOF, or a reset
+                    try await client.close()
+                }
+                return closed
+            }
+            XCTAssertEqual(peersSawClose, 5, name)
+            runtime.shutdown()
+            }()
+            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
+        }
+    }
+
+    func testShutdownCancelsOperationsInFlight() throws {
+        for (name, make) in Self.flavors {
+            let records = IODiagnostics.liveOperationRecords
+            let runtime = try make()
+            let (listener, client, accepted) = try runtime.blockOn { () async throws -> (TCPListener, TCPStream, TCPStream) in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                return (listener, client, try await listener.accept())
+            }
+            // Reads parked in the kernel by tasks, and a pending accept (I/O starts inside the runtime).
+            runtime.blockOn { () async in
+                for stream in [client, accepted] {
+                    runtime.spawn(stream.readFuture(into: IOBuffer(capacity: 64)))
+                }
+                runtime.spawn(listener.acceptFuture())
+            }
+            XCTAssertTrue(eventually { runtime.metrics.ioInFlight >= 3 }, "\(name): \(runtime.metrics)")
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
+            XCTAssertEqual(runtime.metrics.ioInFlight, 0, name)
+            XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
+            listener.close()
+            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
+        }
+    }
+
+    func testThousandConcurrentConnectionsThroughAnEchoServer() throws {
+        IOTestSupport.raiseDescriptorLimit(to: 4096)
+        let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
+        defer { runtime.shutdown() }
+        let connections = 1000
+        let failures: [String] = try runtime.blockOn { () async throws -> [String] in
+            let listener = try TCPListener.bind(host: "127.0.0.1", port: 0, backlog: 4096)
+            let server = Task(executorPreference: runtime) {
+                await withTaskGroup(of: Void.self) { group in
+                    for _ in 0..<connections {
+                        guard let stream = try? await listener.accept() else { return }
+                        group.addTask(executorPreference: runtime) {
+                            let buffer = IOBuffer(capacity: 1500)
+                            while let n = try? await stream.read(into: buffer), n > 0 {
+                                try? await stream.writeAll(buffer)
+                                buffer.clear()
+                            }
+                        }
+                    }
+                }
+            }
+            let failures = await withTaskGroup(of: String?.self) { group -> [String] in
+                for index in 0..<connections {
+                    group.addTask(executorPreference: runtime) {
+                        do throws(IOError) {
+                            let stream = try await TCPStream.connect(to: listener.localAddress, timeout: .seconds(20))
+                            let message = (0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) }
+                            try await stream.writeAll(IOBuffer(message))
+                            let reply = IOBuffer(capacity: message.count)
+                            while reply.count < message.count {
+                                if try await stream.read(into: reply, timeout: .seconds(20)) == 0 { return "\(index): early EOF" }
+                            }
+                            try await stream.close()
+                            return reply.bytes == message ? nil : "\(index): bytes differ"
+                        } catch {
+                            return "\(index): \(error)"
+                        }
+                    }
+                }
+                var failures: [String] = []
+                for await failure in group { if let failure { failures.append(failure) } }
+                return failures
+            }
+            await server.value
+            listener.close()
+            return failures
+        }
+        XCTAssertEqual(failures, [], "\(failures.count) connections failed: \(failures.prefix(5))")
+    }
+}
+
+extension IOTestSupport {
+    static func raiseDescriptorLimit(to wanted: rlim_t) {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""coil-echo beside the C echo servers of the io_uring anchors, one session, one C load client.
+
+Builds the anchor harness in a scratch copy, then for each round runs every server at every
+(message size, connection count), one after another, each on a fresh port: coil-echo with 1 and
+2 workers, the C io_uring server with SINGLE_ISSUER|DEFER_TASKRUN, and the C epoll server.
+Prints medians (min-max) of round trips per second, p99 latency and server CPU per round trip,
+and the Coil/best-C ratios.
+"""
+import argparse, os, re, shutil, socket, statistics, subprocess, sys, time
+
+def wait_listening(port):
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--anchor", required=True)
+    ap.add_argument("--coil", required=True)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=2)
+    ap.add_argument("--conns", default="1,16,64,256")
+    ap.add_argument("--sizes", default="64,1024")
+    ap.add_argument("--port", type=int, default=24500)
+    a = ap.parse_args()
+    scratch = "/tmp/coil-uring-anchor"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(a.anchor, scratch, ignore=shutil.ignore_patterns("results", "bin"))
+    subprocess.run(["make", "-C", scratch, "bin/echo_client", "bin/uring_echo", "bin/epoll_echo"],
+                   check=True, stdout=subprocess.DEVNULL)
+    servers = {
+        "coil-echo 1 worker": lambda p: [a.coil, "--port", str(p), "--workers", "1"],
+        "coil-echo 2 workers": lambda p: [a.coil, "--port", str(p), "--workers", "2"],
+        "C io_uring DEFER_TASKRUN": lambda p: [f"{scratch}/bin/uring_echo", "-p", str(p), "-m", "defer", "-t", "3600"],
+        "C epoll": lambda p: [f"{scratch}/bin/epoll_echo", "-p", str(p), "-t", "3600"],
+    }
+    sizes = [int(x) for x in a.sizes.split(",")]
+    conns = [int(x) for x in a.conns.split(",")]
+    results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us)
+    port = a.port
+    for rep in range(a.reps):
+        for name, command in servers.items():
+            port += 1
+            proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_listening(port)
+                for size in sizes:
+                    for c in conns:
+                        out = subprocess.run([f"{scratch}/bin/echo_client", "-p", str(port), "-c", str(c), "-s", str(size),
+                                              "-d", str(a.duration), "-w", "0.5", "-l", "x", "-P", str(proc.pid)],
+                                             capture_output=True, text=True).stdout
+                        m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) .*server_cpu=([0-9.]+)", out)
+                        if not m or m.group(3) != "0":
+                            print(f"# {name} {size} B {c} conns: failed: {out.strip()}", file=sys.stderr)
+                            continue
+                        rps, p99, cpu = int(m.group(1)), int(m.group(2)), float(m.group(4))
+                        results.setdefault((name, size, c), []).append((rps, p99, cpu / rps * 1e6 if rps else 0))
+            finally:
+                proc.send_signal(2)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        print(f"# round {rep + 1}/{a.reps} done", file=sys.stderr)
+
+    def med(values):
+        return statistics.median(values), min(values), max(values)
+    for size in sizes:
+        print(f"\n### {size}-byte messages: round trips/s (thousands), median of {a.reps} (min-max); p99 µs; server CPU µs per round trip\n")
+        print("| server | " + " | ".join(f"{c} conn" for c in conns) + " |")
+        print("|---|" + "---|" * len(conns))
+        for name in servers:
+            cells = []
+            for c in conns:
+                rows = results.get((name, size, c), [])
+                if not rows:
+                    cells.append("n/a")
+                    continue
+                r, lo, hi = med([x[0] for x in rows])
+                p99 = statistics.median([x[1] for x in rows])
+                cpu = statistics.median([x[2] for x in rows])
+                cells.append(f"{r/1000:.1f} ({lo/1000:.1f}–{hi/1000:.1f}); p99 {p99:.0f}; {cpu:.2f} µs")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        ratios = []
+        for c in conns:
+            best_c = max((statistics.median([x[0] for x in results.get((n, size, c), [(0, 0, 0)])]) for n in servers if n.startswith("C ")), default=0)
+            best_coil = max((statistics.median([x[0] for x in results.get((n, size, c), [(0, 0, 0)])]) for n in servers if n.startswith("coil")), default=0)
+            ratios.append(f"{c} conn {best_coil / best_c:.2f}x" if best_c else f"{c} conn n/a")
+        print("\nbest Coil / best C: " + ", ".join(ratios))
+
+if __name__ == "__main__":
+    main()
