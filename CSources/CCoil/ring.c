@@ -11,8 +11,8 @@ _Static_assert(COIL_SETUP_CQSIZE == IORING_SETUP_CQSIZE && COIL_SETUP_SUBMIT_ALL
 _Static_assert(COIL_CQE_F_BUFFER == IORING_CQE_F_BUFFER && COIL_CQE_F_MORE == IORING_CQE_F_MORE &&
                COIL_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "COIL_CQE_* mirror IORING_CQE_*");
 _Static_assert(COIL_ASYNC_CANCEL_ALL == IORING_ASYNC_CANCEL_ALL && COIL_TIMEOUT_ABS == IORING_TIMEOUT_ABS &&
-               COIL_ASYNC_CANCEL_ANY == IORING_ASYNC_CANCEL_ANY && COIL_FSYNC_DATASYNC == IORING_FSYNC_DATASYNC,
-               "cancel, timeout and fsync flags");
+               COIL_ASYNC_CANCEL_ANY == IORING_ASYNC_CANCEL_ANY,
+               "cancel and timeout flags");
 
 typedef struct coil_ring {
     struct io_uring ring;
@@ -171,48 +171,9 @@ int coil_ring_prep_writev(coil_ring_t *r, int fd, const struct iovec *iov, unsig
     return 0;
 }
 
-int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, unsigned flags,
-                           uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_sendmsg(sqe, fd, msg, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
-int coil_ring_prep_recvmsg(coil_ring_t *r, int fd, struct msghdr *msg, unsigned flags,
-                           uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_recvmsg(sqe, fd, msg, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
 int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data) {
     COIL__SQE_OR_RETURN(r, sqe);
     io_uring_prep_shutdown(sqe, fd, how);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
-int coil_ring_prep_openat(coil_ring_t *r, int dir_fd, const char *path, int flags, unsigned mode,
-                          uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_openat(sqe, dir_fd, path, flags, mode);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
-int coil_ring_prep_fsync(coil_ring_t *r, int fd, unsigned flags, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_fsync(sqe, fd, flags);
-    io_uring_sqe_set_data64(sqe, user_data);
-    return 0;
-}
-
-int coil_ring_prep_statx(coil_ring_t *r, int dir_fd, const char *path, int flags, unsigned mask,
-                         void *statx_buffer, uint64_t user_data) {
-    COIL__SQE_OR_RETURN(r, sqe);
-    io_uring_prep_statx(sqe, dir_fd, path, flags, mask, (struct statx *)statx_buffer);
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
 }

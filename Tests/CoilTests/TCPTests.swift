@@ -81,12 +81,7 @@ final class TCPTests: XCTestCase {
             // A port nobody listens on: bind one, note it, close it.
             let port = try TCPListener.bind(host: "127.0.0.1", port: 0).localAddress.port
             let error: IOError? = runtime.blockOn { () async -> IOError? in
-                do throws(IOError) {
-                    _ = try await TCPStream.connect(host: "127.0.0.1", port: port)
-                    return nil
-                } catch {
-                    return error
-                }
+                await IOTestSupport.error { () async throws(IOError) in _ = try await TCPStream.connect(host: "127.0.0.1", port: port) }
             }
             XCTAssertEqual(error?.operation, "connect", name)
             XCTAssertEqual(error?.errno, ECONNREFUSED, name)
@@ -102,12 +97,7 @@ final class TCPTests: XCTestCase {
                 let client = try await TCPStream.connect(to: listener.localAddress)
                 let accepted = try await listener.accept()
                 let reader = Task(executorPreference: runtime) { () async -> IOError? in
-                    do throws(IOError) {
-                        _ = try await client.read(into: IOBuffer(capacity: 64))
-                        return nil
-                    } catch {
-                        return error
-                    }
+                    await IOTestSupport.error { () async throws(IOError) in _ = try await client.read(into: IOBuffer(capacity: 64)) }
                 }
                 try await sleep(for: .milliseconds(20)).value()   // the read is in the kernel
                 IOTestSupport.reset(accepted)
@@ -128,11 +118,7 @@ final class TCPTests: XCTestCase {
                 IOTestSupport.reset(try await listener.accept())
                 let chunk = IOBuffer(Array(repeating: 7, count: 65536))
                 for _ in 0..<1000 {
-                    do throws(IOError) {
-                        try await client.writeAll(chunk)
-                    } catch {
-                        return error
-                    }
+                    if let error = await IOTestSupport.error({ () async throws(IOError) in try await client.writeAll(chunk) }) { return error }
                 }
                 return nil
             }
@@ -151,11 +137,7 @@ final class TCPTests: XCTestCase {
                 let accepted = try await listener.accept()
                 let buffer = IOBuffer(capacity: 64)
                 var timedOut: IOError? = nil
-                do throws(IOError) {
-                    _ = try await client.read(into: buffer, timeout: .milliseconds(30))
-                } catch {
-                    timedOut = error
-                }
+                timedOut = await IOTestSupport.error { () async throws(IOError) in _ = try await client.read(into: buffer, timeout: .milliseconds(30)) }
                 try await accepted.writeAll(IOBuffer(string: "late"))
                 _ = try await client.read(into: buffer, timeout: .seconds(5))
                 return (timedOut, buffer.string)
@@ -213,12 +195,7 @@ final class TCPTests: XCTestCase {
             let error: IOError? = try runtime.blockOn { () async throws(IOError) -> IOError? in
                 let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
                 let acceptor = Task(executorPreference: runtime) { () async -> IOError? in
-                    do throws(IOError) {
-                        _ = try await listener.accept()
-                        return nil
-                    } catch {
-                        return error
-                    }
+                    await IOTestSupport.error { () async throws(IOError) in _ = try await listener.accept() }
                 }
                 try await sleep(for: .milliseconds(20)).value()
                 listener.close()
@@ -244,6 +221,16 @@ enum IOTestSupport {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(stream.fileDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         _ = Glibc.close(stream.fileDescriptor)
+    }
+
+    /// The error `body` throws, or nil.
+    static func error(_ body: () async throws(IOError) -> Void) async -> IOError? {
+        do throws(IOError) {
+            try await body()
+            return nil
+        } catch {
+            return error
+        }
     }
 
     /// Open descriptors of this process.

@@ -70,7 +70,6 @@ static const uint64_t coil_user_data_ignore = COIL_USER_DATA_IGNORE;
 #define COIL_ASYNC_CANCEL_ALL (1u << 0)
 #define COIL_TIMEOUT_ABS (1u << 0)
 #define COIL_ASYNC_CANCEL_ANY (1u << 2)
-#define COIL_FSYNC_DATASYNC (1u << 0)
 
 /* coil_ring_create policy bits. */
 enum {
@@ -262,26 +261,9 @@ int coil_ring_prep_msg_ring(coil_ring_t *r, int target_fd, int32_t res,
 int coil_ring_prep_writev(coil_ring_t *r, int fd, const struct iovec *iov, unsigned count,
                           uint64_t offset, uint64_t user_data);
 
-/* sendmsg / recvmsg (UDP sendTo / recvFrom); `msg` and what it points to stay valid until the
- * completion. */
-int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, unsigned flags,
-                           uint64_t user_data);
-int coil_ring_prep_recvmsg(coil_ring_t *r, int fd, struct msghdr *msg, unsigned flags,
-                           uint64_t user_data);
-
 /* shutdown(2) on a socket; how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
 int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data);
 
-/* openat(2); the result is the new descriptor. `path` stays valid until the completion. */
-int coil_ring_prep_openat(coil_ring_t *r, int dir_fd, const char *path, int flags, unsigned mode,
-                          uint64_t user_data);
-
-/* fsync(2) (fdatasync with COIL_FSYNC_DATASYNC). */
-int coil_ring_prep_fsync(coil_ring_t *r, int fd, unsigned flags, uint64_t user_data);
-
-/* statx(2) into `statx_buffer` (a struct statx, which this header does not name). */
-int coil_ring_prep_statx(coil_ring_t *r, int dir_fd, const char *path, int flags, unsigned mask,
-                         void *statx_buffer, uint64_t user_data);
 
 #ifdef __cplusplus
 }

@@ -35,8 +35,14 @@ final class IODriver: @unchecked Sendable {
     private let hasRemote = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
 
+    /// Started (by any thread: a read-modify-write) and completed (by the owner only: load and
+    /// store, like the worker's counters).
     let submitted = Atomic<UInt64>(0)
     let completed = Atomic<UInt64>(0)
+
+    private func countCompleted() {
+        completed.store(completed.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
 
     init(worker: Worker) {
         self.worker = worker
@@ -153,14 +159,14 @@ final class IODriver: @unchecked Sendable {
             if !more {
                 inFlight -= 1
                 op.inFlight = false
-                completed.add(1, ordering: .relaxed)
+                countCompleted()
                 recycle(op)
                 kernelReference.release()
             }
             return
         }
         inFlight -= 1
-        completed.add(1, ordering: .relaxed)
+        countCompleted()
         finish(op, result: result, flags: flags)
         kernelReference.release()
     }

@@ -11,8 +11,6 @@ import Glibc
 /// kernel's use of it.
 enum IORequest {
     case nop
-    case read(fd: Int32, offset: UInt64)
-    case write(fd: Int32, offset: UInt64)
     case receive(fd: Int32)
     case send(fd: Int32)
     case writev(fd: Int32, count: Int32)
@@ -21,18 +19,11 @@ enum IORequest {
     case connect(fd: Int32)
     case close(fd: Int32)
     case shutdown(fd: Int32, how: Int32)
-    case sendMessage(fd: Int32)
-    case receiveMessage(fd: Int32)
-    case open(directory: Int32, flags: Int32, mode: UInt32)
-    case fsync(fd: Int32, dataOnly: Bool)
-    case statx(fd: Int32)
 
     /// The name an error carries.
     var name: String {
         switch self {
         case .nop: "nop"
-        case .read: "read"
-        case .write: "write"
         case .receive: "recv"
         case .send: "send"
         case .writev: "writev"
@@ -40,18 +31,13 @@ enum IORequest {
         case .connect: "connect"
         case .close: "close"
         case .shutdown: "shutdown"
-        case .sendMessage: "sendmsg"
-        case .receiveMessage: "recvmsg"
-        case .open: "openat"
-        case .fsync: "fsync"
-        case .statx: "statx"
         }
     }
 
-    /// Whether a successful result is a new descriptor (closed if nobody takes it).
+    /// Whether a successful result is a new descriptor (closed if nobody takes it, R5).
     var returnsDescriptor: Bool {
         switch self {
-        case .accept, .multishotAccept, .open: true
+        case .accept, .multishotAccept: true
         default: false
         }
     }
@@ -113,17 +99,17 @@ final class IOOperation: @unchecked Sendable {
     var region: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// For multishot operations: where completions go.
     var sink: MultishotSink? = nil
-    /// Fixed scratch memory: a socket address and its length, a message header, iovecs.
+    /// Fixed scratch memory: a socket address and its length, iovecs. The kernel reads it until
+    /// the CQE (connect) or writes it (accept), and the record outlives that (R4).
     let scratch: UnsafeMutableRawPointer
-    /// Larger or rarer arguments (a path, a statx buffer, many iovecs).
+    /// Room for more iovecs than fit in `scratch` (kept with the record for reuse).
     var extra: UnsafeMutableRawPointer? = nil
 
     static let addressOffset = 0                                   // sockaddr_storage, 128 bytes
     static let addressLengthOffset = 128                           // socklen_t
-    static let messageOffset = 136                                 // msghdr, 56 bytes
-    static let iovecOffset = 192                                   // iovec x 4
+    static let iovecOffset = 144                                   // iovec x 4
     static let inlineIovecs = 4
-    static let scratchSize = 256
+    static let scratchSize = 208
 
     static let live = Atomic<Int>(0)
 
@@ -154,9 +140,6 @@ final class IOOperation: @unchecked Sendable {
     }
     var addressLength: UnsafeMutablePointer<socklen_t> {
         (scratch + Self.addressLengthOffset).assumingMemoryBound(to: socklen_t.self)
-    }
-    var message: UnsafeMutablePointer<msghdr> {
-        (scratch + Self.messageOffset).assumingMemoryBound(to: msghdr.self)
     }
     var iovecs: UnsafeMutablePointer<iovec> {
         (scratch + Self.iovecOffset).assumingMemoryBound(to: iovec.self)
@@ -211,10 +194,6 @@ final class IOOperation: @unchecked Sendable {
         switch request {
         case .nop:
             ret = coil_ring_prep_nop(ring, data)
-        case .read(let fd, let offset):
-            ret = coil_ring_prep_read(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
-        case .write(let fd, let offset):
-            ret = coil_ring_prep_write(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
         case .receive(let fd):
             ret = coil_ring_prep_recv(ring, fd, region.baseAddress, region.count, 0, data)
         case .send(let fd):
@@ -233,16 +212,6 @@ final class IOOperation: @unchecked Sendable {
             ret = coil_ring_prep_close(ring, fd, data)
         case .shutdown(let fd, let how):
             ret = coil_ring_prep_shutdown(ring, fd, how, data)
-        case .sendMessage(let fd):
-            ret = coil_ring_prep_sendmsg(ring, fd, message, UInt32(MSG_NOSIGNAL), data)
-        case .receiveMessage(let fd):
-            ret = coil_ring_prep_recvmsg(ring, fd, message, 0, data)
-        case .open(let directory, let openFlags, let mode):
-            ret = coil_ring_prep_openat(ring, directory, extra!.assumingMemoryBound(to: CChar.self), openFlags | O_CLOEXEC, mode, data)
-        case .fsync(let fd, let dataOnly):
-            ret = coil_ring_prep_fsync(ring, fd, dataOnly ? UInt32(COIL_FSYNC_DATASYNC) : 0, data)
-        case .statx(let fd):
-            ret = coil_ring_prep_statx(ring, fd, "", 0x1000 /* AT_EMPTY_PATH */, 0x0000_0FFF, extra!, data)
         }
         if ret == 0 && timeout > 0 {
             ret = coil_ring_prep_link_timeout(ring, timeout, coil_user_data_ignore)

@@ -37,12 +37,14 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
              : .v4(host: (127, 0, 0, 1), port: port)
     }
 
+    /// The port, in host byte order.
     public var port: UInt16 {
         switch self {
         case .v4(_, let port), .v6(_, let port, _): port
         }
     }
 
+    /// `AF_INET` or `AF_INET6`.
     public var family: Int32 {
         switch self {
         case .v4: AF_INET
@@ -50,6 +52,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The numeric host (`"127.0.0.1"`, `"::1"`).
     public var host: String {
         switch self {
         case .v4(let h, _): return "\(h.0).\(h.1).\(h.2).\(h.3)"

@@ -51,6 +51,7 @@ public final class TCPListener: @unchecked Sendable {
 
     deinit { sink.close() }
 
+    /// The listening socket's descriptor.
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// The next connection. Errors the kernel reports for one connection (`ECONNABORTED`,
@@ -114,6 +115,7 @@ public final class TCPStream: @unchecked Sendable {
 
     init(fd: Int32) { descriptor = DescriptorBox(fd) }
 
+    /// The socket's descriptor (for options Coil does not wrap; don't close it yourself).
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// Connects to `address`.
@@ -267,16 +269,17 @@ public final class TCPStream: @unchecked Sendable {
     // MARK: Options and addresses
 
     /// `TCP_NODELAY`: send small writes at once (no Nagle delay).
-    public var noDelay: Bool {
-        get { Socket.option(descriptor.fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY) != 0 }
-    }
+    public var noDelay: Bool { Socket.option(descriptor.fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY) != 0 }
 
+    /// Sets `TCP_NODELAY`.
     public func setNoDelay(_ on: Bool) throws(IOError) {
         try Socket.setOption(descriptor.fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: on ? 1 : 0,
                              operation: "setsockopt TCP_NODELAY")
     }
 
+    /// This end's address (`getsockname`).
     public func localAddress() throws(IOError) -> SocketAddress { try Socket.localAddress(descriptor.fd) }
+    /// The peer's address (`getpeername`; `ENOTCONN` once it is gone).
     public func peerAddress() throws(IOError) -> SocketAddress { try Socket.peerAddress(descriptor.fd) }
 }
 
