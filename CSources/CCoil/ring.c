@@ -13,6 +13,8 @@ _Static_assert(COIL_CQE_F_BUFFER == IORING_CQE_F_BUFFER && COIL_CQE_F_MORE == IO
 _Static_assert(COIL_ASYNC_CANCEL_ALL == IORING_ASYNC_CANCEL_ALL && COIL_TIMEOUT_ABS == IORING_TIMEOUT_ABS &&
                COIL_ASYNC_CANCEL_ANY == IORING_ASYNC_CANCEL_ANY,
                "cancel and timeout flags");
+_Static_assert(COIL_AT_EMPTY_PATH == AT_EMPTY_PATH && COIL_AT_FDCWD == AT_FDCWD, "AT_* mirror");
+_Static_assert(sizeof(struct statx) == COIL_STATX_SIZE, "COIL_STATX_SIZE is sizeof(struct statx)");
 
 typedef struct coil_ring {
     struct io_uring ring;
@@ -176,6 +178,58 @@ int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data)
     io_uring_prep_shutdown(sqe, fd, how);
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
+}
+int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, int flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+int coil_ring_prep_recvmsg(coil_ring_t *r, int fd, struct msghdr *msg, int flags, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+int coil_ring_prep_openat(coil_ring_t *r, int dirfd, const char *path, int flags, unsigned mode,
+                          uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_openat(sqe, dirfd, path, flags, mode);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+int coil_ring_prep_fsync(coil_ring_t *r, int fd, bool datasync, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+int coil_ring_prep_statx(coil_ring_t *r, int dirfd, const char *path, int flags, void *statx_buffer,
+                         uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_statx(sqe, dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME, (struct statx *)statx_buffer);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+void coil_statx_decode(const void *statx_buffer, coil_file_stat_t *out) {
+    const struct statx *st = statx_buffer;
+    out->size = st->stx_size;
+    out->blocks = st->stx_blocks;
+    out->block_size = st->stx_blksize;
+    out->mode = st->stx_mode;
+    out->link_count = st->stx_nlink;
+    out->uid = st->stx_uid;
+    out->gid = st->stx_gid;
+    out->inode = st->stx_ino;
+    out->access_sec = st->stx_atime.tv_sec;
+    out->access_nsec = st->stx_atime.tv_nsec;
+    out->modification_sec = st->stx_mtime.tv_sec;
+    out->modification_nsec = st->stx_mtime.tv_nsec;
+    out->change_sec = st->stx_ctime.tv_sec;
+    out->change_nsec = st->stx_ctime.tv_nsec;
+    out->has_birth_time = (st->stx_mask & STATX_BTIME) != 0;
+    out->birth_sec = out->has_birth_time ? st->stx_btime.tv_sec : 0;
+    out->birth_nsec = out->has_birth_time ? st->stx_btime.tv_nsec : 0;
 }
 
 /* Stores `ns` in the timespec slot that belongs to `sqe` until it is submitted. */

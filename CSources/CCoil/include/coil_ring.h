@@ -70,6 +70,8 @@ static const uint64_t coil_user_data_ignore = COIL_USER_DATA_IGNORE;
 #define COIL_ASYNC_CANCEL_ALL (1u << 0)
 #define COIL_TIMEOUT_ABS (1u << 0)
 #define COIL_ASYNC_CANCEL_ANY (1u << 2)
+#define COIL_AT_EMPTY_PATH 0x1000
+#define COIL_AT_FDCWD (-100)
 
 /* coil_ring_create policy bits. */
 enum {
@@ -263,6 +265,41 @@ int coil_ring_prep_writev(coil_ring_t *r, int fd, const struct iovec *iov, unsig
 
 /* shutdown(2) on a socket; how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
 int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data);
+
+/* sendmsg(2) / recvmsg(2): the header, its address, iovecs and buffers stay valid until the
+ * completion (recvmsg writes msg_namelen and msg_flags back into *msg). */
+int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, int flags, uint64_t user_data);
+int coil_ring_prep_recvmsg(coil_ring_t *r, int fd, struct msghdr *msg, int flags, uint64_t user_data);
+
+/* openat(2); completes with the new descriptor. dirfd COIL_AT_FDCWD: relative to the working
+ * directory. `path` stays valid until the completion. */
+int coil_ring_prep_openat(coil_ring_t *r, int dirfd, const char *path, int flags, unsigned mode,
+                          uint64_t user_data);
+
+/* fsync(2), or fdatasync(2) when `datasync`. */
+int coil_ring_prep_fsync(coil_ring_t *r, int fd, bool datasync, uint64_t user_data);
+
+/* statx(2) into `statx_buffer` (COIL_STATX_SIZE bytes, 8-aligned; decode it with
+ * coil_statx_decode). flags COIL_AT_EMPTY_PATH with path "": the descriptor dirfd itself. */
+#define COIL_STATX_SIZE 256
+int coil_ring_prep_statx(coil_ring_t *r, int dirfd, const char *path, int flags, void *statx_buffer,
+                         uint64_t user_data);
+
+/* A file's metadata, decoded from a statx result. Times are seconds and nanoseconds since the
+ * epoch; `has_birth_time` says whether the file system reported a creation time. */
+typedef struct coil_file_stat {
+    uint64_t size;
+    uint64_t blocks;       /* 512-byte blocks allocated */
+    uint32_t block_size;
+    uint32_t mode;         /* type and permission bits (S_IFMT | 07777) */
+    uint32_t link_count;
+    uint32_t uid, gid;
+    uint64_t inode;
+    int64_t access_sec, modification_sec, change_sec, birth_sec;
+    uint32_t access_nsec, modification_nsec, change_nsec, birth_nsec;
+    bool has_birth_time;
+} coil_file_stat_t;
+void coil_statx_decode(const void *statx_buffer, coil_file_stat_t *out);
 
 
 #ifdef __cplusplus

@@ -19,6 +19,17 @@ enum IORequest {
     case connect(fd: Int32)
     case close(fd: Int32)
     case shutdown(fd: Int32, how: Int32)
+    /// Reads into / writes from `region` at a file offset (`UInt64.max`: the current position).
+    case read(fd: Int32, offset: UInt64)
+    case write(fd: Int32, offset: UInt64)
+    /// The message header in scratch (`message`), naming `address` and the iovecs.
+    case sendMessage(fd: Int32)
+    case receiveMessage(fd: Int32)
+    /// openat(2) of the NUL-terminated path in `extra`.
+    case open(flags: Int32, mode: UInt32)
+    case fsync(fd: Int32, dataOnly: Bool)
+    /// statx(2) of the descriptor into `extra`.
+    case statx(fd: Int32)
 
     /// The name an error carries.
     var name: String {
@@ -31,13 +42,20 @@ enum IORequest {
         case .connect: "connect"
         case .close: "close"
         case .shutdown: "shutdown"
+        case .read: "read"
+        case .write: "write"
+        case .sendMessage: "sendmsg"
+        case .receiveMessage: "recvmsg"
+        case .open: "open"
+        case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
+        case .statx: "statx"
         }
     }
 
     /// Whether a successful result is a new descriptor (closed if nobody takes it, R5).
     var returnsDescriptor: Bool {
         switch self {
-        case .accept, .multishotAccept: true
+        case .accept, .multishotAccept, .open: true
         default: false
         }
     }
@@ -109,7 +127,8 @@ final class IOOperation: @unchecked Sendable {
     static let addressLengthOffset = 128                           // socklen_t
     static let iovecOffset = 144                                   // iovec x 4
     static let inlineIovecs = 4
-    static let scratchSize = 208
+    static let messageOffset = 208                                 // msghdr, 56 bytes
+    static let scratchSize = 272
 
     static let live = Atomic<Int>(0)
 
@@ -143,6 +162,19 @@ final class IOOperation: @unchecked Sendable {
     }
     var iovecs: UnsafeMutablePointer<iovec> {
         (scratch + Self.iovecOffset).assumingMemoryBound(to: iovec.self)
+    }
+    var message: UnsafeMutablePointer<msghdr> {
+        (scratch + Self.messageOffset).assumingMemoryBound(to: msghdr.self)
+    }
+
+    /// Fills the message header for one datagram: `region` as its only iovec, `address` (of
+    /// `addressLength` bytes, 0 for none) as its peer.
+    func prepareMessage(addressLength length: socklen_t) {
+        iovecs[0] = iovec(iov_base: region.baseAddress, iov_len: region.count)
+        addressLength.pointee = length
+        message.pointee = msghdr(
+            msg_name: length > 0 ? UnsafeMutableRawPointer(address) : nil, msg_namelen: length,
+            msg_iov: iovecs, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
     }
 
     /// Extra memory of at least `bytes` (kept with the record for reuse).
@@ -212,6 +244,22 @@ final class IOOperation: @unchecked Sendable {
             ret = coil_ring_prep_close(ring, fd, data)
         case .shutdown(let fd, let how):
             ret = coil_ring_prep_shutdown(ring, fd, how, data)
+        case .read(let fd, let offset):
+            ret = coil_ring_prep_read(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
+        case .write(let fd, let offset):
+            ret = coil_ring_prep_write(ring, fd, region.baseAddress, UInt32(clamping: region.count), offset, data)
+        case .sendMessage(let fd):
+            ret = coil_ring_prep_sendmsg(ring, fd, message, Int32(MSG_NOSIGNAL), data)
+        case .receiveMessage(let fd):
+            ret = coil_ring_prep_recvmsg(ring, fd, message, 0, data)
+        case .open(let flags, let mode):
+            ret = coil_ring_prep_openat(ring, COIL_AT_FDCWD, extra!.assumingMemoryBound(to: CChar.self), flags, mode, data)
+        case .fsync(let fd, let dataOnly):
+            ret = coil_ring_prep_fsync(ring, fd, dataOnly, data)
+        case .statx(let fd):
+            // The empty path lives in scratch (the address area is unused by statx).
+            scratch.storeBytes(of: 0, as: UInt8.self)
+            ret = coil_ring_prep_statx(ring, fd, scratch.assumingMemoryBound(to: CChar.self), COIL_AT_EMPTY_PATH, extra, data)
         }
         if ret == 0 && timeout > 0 {
             ret = coil_ring_prep_link_timeout(ring, timeout, coil_user_data_ignore)

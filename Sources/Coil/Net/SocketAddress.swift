@@ -166,9 +166,11 @@ enum Socket {
                              _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws(IOError) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        // nil: the call failed (errno says why); .some(nil): an address family Coil doesn't know.
         let result: SocketAddress?? = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                call(fd, address, &length) == 0 ? SocketAddress(reading: address) : nil
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address -> SocketAddress?? in
+                guard call(fd, address, &length) == 0 else { return .none }
+                return .some(SocketAddress(reading: address))
             }
         }
         guard let found = result else { throw IOError(operation: operation, errno: errno) }
