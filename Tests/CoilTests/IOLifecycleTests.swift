@@ -1,5 +1,6 @@
 import Coil
 import CoilTestSupport
+import Foundation
 import Synchronization
 import XCTest
 
@@ -101,6 +102,66 @@ final class IOLifecycleTests: XCTestCase {
             XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
             listener.close()
             XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
+        }
+    }
+
+    /// Cancelling the Swift task that waits on an operation cancels the operation: a TCP read, an
+    /// accept, a UDP receive and a FIFO read each end with ECANCELED, consume nothing, and leave
+    /// no record, buffer or descriptor behind.
+    func testCancellingTheSwiftTaskCancelsEachKindOfOperation() throws {
+        let fifo = NSTemporaryDirectory() + "coil-cancel-fifo-\(getpid())"
+        unlink(fifo)
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        defer { unlink(fifo) }
+        for (name, make) in Self.flavors {
+            let descriptors = IOTestSupport.openDescriptors()
+            let buffers = IODiagnostics.liveBuffers
+            let records = IODiagnostics.liveOperationRecords
+            try { () throws in
+            let runtime = try make()
+            let outcomes: [String] = try runtime.blockOn { () async throws -> [String] in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                let accepted = try await listener.accept()
+                let udp = try UDPSocket.bind(host: "127.0.0.1", port: 0)
+                let pipe = try await File.open(fifo, options: OpenOptions(read: true, write: true))
+                let waits: [(String, @Sendable () async throws(IOError) -> Void)] = [
+                    ("tcp read", { () async throws(IOError) in _ = try await client.read(into: IOBuffer(capacity: 64)) }),
+                    ("accept", { () async throws(IOError) in _ = try await listener.accept() }),
+                    ("udp receive", { () async throws(IOError) in _ = try await udp.receiveFrom(into: IOBuffer(capacity: 64)) }),
+                    ("fifo read", { () async throws(IOError) in _ = try await pipe.read(into: IOBuffer(capacity: 64)) }),
+                ]
+                var outcomes: [String] = []
+                for (kind, wait) in waits {
+                    let task = Task(executorPreference: runtime) { await IOTestSupport.error(wait) }
+                    try await sleep(for: .milliseconds(10)).value()   // in the kernel by now
+                    task.cancel()
+                    let error = await task.value
+                    outcomes.append("\(kind): \(error.map { String($0.errno) } ?? "no error")")
+                }
+                // Nothing was consumed: each still works.
+                try await accepted.writeAll(IOBuffer(string: "tcp"))
+                let tcp = IOBuffer(capacity: 8)
+                _ = try await client.read(into: tcp, timeout: .seconds(5))
+                try await pipe.writeAll(IOBuffer(string: "fifo"))
+                let fifoBytes = IOBuffer(capacity: 8)
+                _ = try await pipe.read(into: fifoBytes, timeout: .seconds(5))
+                outcomes.append(tcp.string + " " + fifoBytes.string)
+                for stream in [client, accepted] { try await stream.close() }
+                try await udp.close()
+                try await pipe.close()
+                listener.close()
+                return outcomes
+            }
+            let cancelled = String(ECANCELED)
+            XCTAssertEqual(outcomes, ["tcp read: \(cancelled)", "accept: \(cancelled)", "udp receive: \(cancelled)",
+                                      "fifo read: \(cancelled)", "tcp fifo"], name)
+            XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(name): \(runtime.metrics)")
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
+            }()
+            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): a buffer outlived its operations")
+            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
+            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
         }
     }
 

@@ -23,6 +23,28 @@ extension Future where Self: ~Copyable {
             if !(await bridge.waitForWake()) { await Task.yield() }
         }
     }
+
+    /// Like ``value()``, but if the Swift task is cancelled before the output is ready the future
+    /// is dropped (which cancels what it was doing: an I/O future cancels its operation) and the
+    /// result is nil.
+    ///
+    /// ```swift
+    /// guard let stream = await listener.acceptFuture().cancellableValue() else { return }  // cancelled
+    /// ```
+    public consuming func cancellableValue() async -> Output? {
+        let bridge = AsyncWakeBridge()
+        var future = self
+        var context = Context(waker: bridge.makeWaker())
+        return await withTaskCancellationHandler { () async -> Output? in
+            while !Task.isCancelled {
+                if case .ready(let output) = future.poll(&context) { return output }
+                if !(await bridge.waitForWake()) { await Task.yield() }
+            }
+            return nil
+        } onCancel: {
+            bridge.wake()
+        }
+    }
 }
 
 /// The waker between a pending future and the async task awaiting it.

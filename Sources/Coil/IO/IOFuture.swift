@@ -57,9 +57,17 @@ extension IOOperation {
     /// Suspends the calling async task until the operation completes, then hands the record to
     /// `finish` and releases it. The completion resumes the task from the thread that reaped it:
     /// on a Coil worker, into that worker's run queue.
+    ///
+    /// Cancelling the Swift task cancels the operation: it then fails with `ECANCELED` (unless it
+    /// completed first).
     nonisolated(nonsending) func wait<T>(_ finish: (IOOperation) -> Result<T, IOError>) async throws(IOError) -> T {
         if !isCompleted {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in suspend(continuation) }
+            let userData = self.userData
+            await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in suspend(continuation) }
+            } onCancel: {
+                driver.cancel(self, userData: userData)
+            }
         }
         let output = finish(self)
         driver.release(self)

@@ -55,9 +55,11 @@ public final class TCPListener: @unchecked Sendable {
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// The next connection. Errors the kernel reports for one connection (`ECONNABORTED`,
-    /// `EMFILE`...) are thrown; the listener keeps working after them.
+    /// `EMFILE`...) are thrown; the listener keeps working after them. Cancelling the Swift task
+    /// throws `ECANCELED` (a connection that arrives later waits for the next accept).
     public func accept() async throws(IOError) -> TCPStream {
-        try await acceptFuture().value().get()
+        guard let result = await acceptFuture().cancellableValue() else { throw IOError(operation: "accept", errno: ECANCELED) }
+        return try result.get()
     }
 
     /// ``accept()`` as a future.
@@ -119,8 +121,12 @@ public final class TCPStream: @unchecked Sendable {
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// Connects to `address`.
+    /// Cancelling the Swift task cancels the connect (`ECANCELED`).
     public static func connect(to address: SocketAddress, timeout: Duration? = nil) async throws(IOError) -> TCPStream {
-        try await connectFuture(to: address, timeout: timeout).value().get()
+        guard let result = await (try connectFuture(to: address, timeout: timeout)).cancellableValue() else {
+            throw IOError(operation: "connect", errno: ECANCELED)
+        }
+        return try result.get()
     }
 
     /// Connects to a numeric `host` and `port`.
