@@ -153,4 +153,8 @@ public final class BufferPool: @unchecked Sendable {
 public enum IODiagnostics {
     public static var liveOperationRecords: Int { IOOperation.live.load(ordering: .relaxed) }
     public static var liveBuffers: Int { IOBuffer.live.load(ordering: .relaxed) }
+    /// Reads of a ``ReceiveStream`` that found the worker's provided buffers exhausted (the
+    /// kernel ended the multishot receive with `ENOBUFS`) and received directly instead.
+    public static var receiveBufferFallbacks: Int { receiveBufferExhaustions.load(ordering: .relaxed) }
+    static let receiveBufferExhaustions = Atomic<Int>(0)
 }

@@ -29,6 +29,7 @@ final class IODriver: @unchecked Sendable {
         var submits: [IOOperation] = []
         var cancels: [(IOOperation, UInt64)] = []
         var released: [IOOperation] = []
+        var recycled: [UInt16] = []
         var closed = false
     }
     private let remote = ConditionLock(Remote())
@@ -92,6 +93,13 @@ final class IODriver: @unchecked Sendable {
             finish(op, result: -ECANCELED, flags: 0)
             return
         }
+        if case .multishotReceive = op.request, receiveBuffers == nil {
+            let error = createReceiveBuffers()
+            if error < 0 {
+                finish(op, result: error, flags: 0)
+                return
+            }
+        }
         let ret = op.prepare(on: ring)
         if ret < 0 {
             finish(op, result: ret, flags: 0)
@@ -147,6 +155,49 @@ final class IODriver: @unchecked Sendable {
         if pool.count < Self.maxPooled && !closed.load(ordering: .relaxed) { pool.append(op) }
     }
 
+    // MARK: Provided receive buffers
+
+    /// The buffer group multishot receives pick from (one group per ring).
+    static let receiveGroup: UInt16 = 1
+
+    /// Created by the owner before its first multishot receive; freed with the driver (queued
+    /// items hold the driver, so the memory outlives every reader of it).
+    private var receiveBuffers: ProvidedBufferRing? = nil
+
+    private func createReceiveBuffers() -> Int32 {
+        guard let ring = worker.ring else { return -ECANCELED }
+        let config = worker.shared.config
+        do throws(IORingError) {
+            receiveBuffers = try ProvidedBufferRing(ring: ring, groupID: Self.receiveGroup,
+                                                    count: config.receiveBufferCount, bufferSize: config.receiveBufferSize)
+            return 0
+        } catch {
+            return -error.errno
+        }
+    }
+
+    /// The bytes of provided buffer `id` (valid until it is recycled).
+    func receiveBuffer(_ id: UInt16) -> UnsafeRawPointer {
+        UnsafeRawPointer(coil_buf_ring_buffer(receiveBuffers!.buffers, id))
+    }
+
+    /// Gives provided buffer `id` back to the kernel (on the owning thread: the buffer ring has
+    /// one producer). From other threads it is handed over, and the owner is woken when the
+    /// hand-over list was empty, so that a receive starved of buffers gets them back soon.
+    func recycleReceiveBuffer(_ id: UInt16) {
+        if isOwnerThread {
+            receiveBuffers?.recycle(id)
+            return
+        }
+        let wake = remote.withLock { remote -> Bool in
+            guard !remote.closed else { return false }
+            remote.recycled.append(id)
+            return remote.recycled.count == 1
+        }
+        hasRemote.store(true, ordering: .releasing)
+        if wake { worker.unpark() }
+    }
+
     // MARK: Completions (owning thread)
 
     /// Handles one CQE addressed to an operation record.
@@ -155,7 +206,7 @@ final class IODriver: @unchecked Sendable {
         let op = kernelReference.takeUnretainedValue()
         if let sink = op.sink {
             let more = coil_cqe_has_more(flags)
-            sink.deliver(result: result, isFinal: !more)
+            sink.deliver(result: result, flags: flags, isFinal: !more, driver: self)
             if !more {
                 inFlight -= 1
                 op.inFlight = false
@@ -174,7 +225,7 @@ final class IODriver: @unchecked Sendable {
     private func finish(_ op: IOOperation, result: Int32, flags: UInt32) {
         if let sink = op.sink {
             // A multishot operation that never started.
-            sink.deliver(result: result, isFinal: true)
+            sink.deliver(result: result, flags: 0, isFinal: true, driver: self)
             if isOwnerThread { recycle(op) }
             return
         }
@@ -194,8 +245,10 @@ final class IODriver: @unchecked Sendable {
             remote.submits.removeAll(keepingCapacity: true)
             remote.cancels.removeAll(keepingCapacity: true)
             remote.released.removeAll(keepingCapacity: true)
+            remote.recycled.removeAll(keepingCapacity: true)
             return taken
         }
+        for id in taken.recycled { receiveBuffers?.recycle(id) }
         for op in taken.submits { prepare(op) }
         for (op, userData) in taken.cancels { cancelIfCurrent(op, userData: userData) }
         for op in taken.released { recycle(op) }

@@ -16,6 +16,8 @@ enum IORequest {
     case writev(fd: Int32, count: Int32)
     case accept(fd: Int32)
     case multishotAccept(fd: Int32)
+    /// Multishot receive into the driver's provided buffers (group `IODriver.receiveGroup`).
+    case multishotReceive(fd: Int32)
     case connect(fd: Int32)
     case close(fd: Int32)
     case shutdown(fd: Int32, how: Int32)
@@ -35,7 +37,7 @@ enum IORequest {
     var name: String {
         switch self {
         case .nop: "nop"
-        case .receive: "recv"
+        case .receive, .multishotReceive: "recv"
         case .send: "send"
         case .writev: "writev"
         case .accept, .multishotAccept: "accept"
@@ -238,6 +240,8 @@ final class IOOperation: @unchecked Sendable {
             ret = coil_ring_prep_accept(ring, fd, address, addressLength, Int32(SOCK_CLOEXEC.rawValue), data)
         case .multishotAccept(let fd):
             ret = coil_ring_prep_multishot_accept(ring, fd, Int32(SOCK_CLOEXEC.rawValue), data)
+        case .multishotReceive(let fd):
+            ret = coil_ring_prep_recv_multishot(ring, fd, IODriver.receiveGroup, 0, data)
         case .connect(let fd):
             ret = coil_ring_prep_connect(ring, fd, address, addressLength.pointee, data)
         case .close(let fd):

@@ -21,7 +21,7 @@ import Glibc
 public final class TCPListener: @unchecked Sendable {
     // SAFETY: immutable after init; the sink has its own lock.
     let descriptor: DescriptorBox
-    let sink = MultishotSink(resultsAreDescriptors: true)
+    let sink = MultishotSink(kind: .descriptors)
     /// The address the listener is bound to (with the port the kernel chose for port 0).
     public let localAddress: SocketAddress
 

@@ -59,6 +59,17 @@ extension Runtime {
         /// Submission-queue entries of each worker's ring (default 256).
         public func ringEntries(_ entries: Int) -> Builder { with { $0.ringEntries = entries } }
 
+        /// The provided buffers each worker registers for ``TCPStream/receiveStream()``: `count`
+        /// buffers (a power of two, at most 32768; default 256) of `size` bytes (default 4096).
+        /// They are shared by every receive stream on the worker; when all are waiting to be read,
+        /// streams fall back to plain reads until buffers come back.
+        public func receiveBuffers(count: Int, size: Int) -> Builder {
+            with {
+                $0.receiveBufferCount = count
+                $0.receiveBufferSize = size
+            }
+        }
+
         private func with(_ change: (inout RuntimeConfiguration) -> Void) -> Builder {
             var copy = self
             change(&copy.config)
@@ -78,6 +89,13 @@ extension Runtime {
             if config.globalQueueInterval < 1 { throw .invalidConfiguration("globalQueueInterval must be at least 1") }
             if config.maxBlockingThreads < 1 { throw .invalidConfiguration("maxBlockingThreads must be at least 1") }
             if config.budget < 1 { throw .invalidConfiguration("budget must be at least 1") }
+            let buffers = config.receiveBufferCount
+            if buffers < 1 || buffers > 32768 || buffers & (buffers - 1) != 0 {
+                throw .invalidConfiguration("receiveBuffers count must be a power of two in 1...32768")
+            }
+            if config.receiveBufferSize < 1 || config.receiveBufferSize > Int(UInt32.max) {
+                throw .invalidConfiguration("receiveBuffers size must be in 1...\(UInt32.max)")
+            }
             if config.localQueueCapacity < 2 || config.localQueueCapacity > 65536 {
                 throw .invalidConfiguration("localQueueCapacity must be in 2...65536")
             }

@@ -19,6 +19,9 @@ struct RuntimeConfiguration: Sendable {
     var budget: Int32 = 128
     var localQueueCapacity = 256
     var ringEntries = 256
+    /// Provided buffers per worker ring for multishot receives (a power of two) and their size.
+    var receiveBufferCount = 256
+    var receiveBufferSize = 4096
     var maxBlockingThreads = 512
     var blockingKeepAlive: Duration = .seconds(10)
     var blockingThreadName = "coil-blocking"
