@@ -33,6 +33,8 @@ final class IODriver: @unchecked Sendable {
         var closed = false
     }
     private let remote = ConditionLock(Remote())
+    /// What `processRemote` swaps in, so that neither side's arrays are reallocated (owner only).
+    private var spare = Remote()
     private let hasRemote = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
 
@@ -45,9 +47,13 @@ final class IODriver: @unchecked Sendable {
         completed.store(completed.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
+    /// Fault injection (tests), from the runtime's configuration.
+    private let faults: IOFaultInjector?
+
     init(worker: Worker) {
         self.worker = worker
         workerAddress = Unmanaged.passUnretained(worker).toOpaque()
+        faults = worker.shared.config.ioFaults.map(IOFaultInjector.init)
     }
 
     /// The driver for operations started on the calling thread: its worker's, or (outside the
@@ -100,6 +106,7 @@ final class IODriver: @unchecked Sendable {
                 return
             }
         }
+        faults?.apply(to: op)
         let ret = op.prepare(on: ring)
         if ret < 0 {
             finish(op, result: ret, flags: 0)
@@ -201,9 +208,15 @@ final class IODriver: @unchecked Sendable {
     // MARK: Completions (owning thread)
 
     /// Handles one CQE addressed to an operation record.
-    func complete(userData: UInt64, result: Int32, flags: UInt32) {
+    func complete(userData: UInt64, result kernelResult: Int32, flags: UInt32) {
         let kernelReference = IOOperation.unmanaged(userData: userData)
         let op = kernelReference.takeUnretainedValue()
+        var result = kernelResult
+        if op.injectedErrno != 0 {
+            result = -op.injectedErrno
+            op.injectedErrno = 0
+        }
+        if result == -EAGAIN && op.sink == nil && resubmit(op) { return }
         if let sink = op.sink {
             let more = coil_cqe_has_more(flags)
             sink.deliver(result: result, flags: flags, isFinal: !more, driver: self)
@@ -220,6 +233,17 @@ final class IODriver: @unchecked Sendable {
         countCompleted()
         finish(op, result: result, flags: flags)
         kernelReference.release()
+    }
+
+    /// `-EAGAIN` means "try again": the operation goes back to the kernel (at most 3 times, and
+    /// not once its waiter is gone), still holding the kernel's reference. Returns false when it
+    /// should complete with the error instead.
+    private func resubmit(_ op: IOOperation) -> Bool {
+        guard op.retries < 3, let ring, !closed.load(ordering: .relaxed),
+              op.state.load(ordering: .acquiring) != IOOperation.abandoned else { return false }
+        op.retries += 1
+        faults?.apply(to: op)
+        return op.prepare(on: ring) == 0
     }
 
     private func finish(_ op: IOOperation, result: Int32, flags: UInt32) {
@@ -239,19 +263,18 @@ final class IODriver: @unchecked Sendable {
     /// Takes in what other threads handed over (operations to start, cancels, finished records).
     func processRemote() {
         guard hasRemote.load(ordering: .acquiring) else { return }
-        let taken = remote.withLock { remote -> Remote in
+        remote.withLock { remote in
             hasRemote.store(false, ordering: .relaxed)
-            let taken = remote
-            remote.submits.removeAll(keepingCapacity: true)
-            remote.cancels.removeAll(keepingCapacity: true)
-            remote.released.removeAll(keepingCapacity: true)
-            remote.recycled.removeAll(keepingCapacity: true)
-            return taken
+            swap(&remote, &spare)
         }
-        for id in taken.recycled { receiveBuffers?.recycle(id) }
-        for op in taken.submits { prepare(op) }
-        for (op, userData) in taken.cancels { cancelIfCurrent(op, userData: userData) }
-        for op in taken.released { recycle(op) }
+        for id in spare.recycled { receiveBuffers?.recycle(id) }
+        for op in spare.submits { prepare(op) }
+        for (op, userData) in spare.cancels { cancelIfCurrent(op, userData: userData) }
+        for op in spare.released { recycle(op) }
+        spare.submits.removeAll(keepingCapacity: true)
+        spare.cancels.removeAll(keepingCapacity: true)
+        spare.released.removeAll(keepingCapacity: true)
+        spare.recycled.removeAll(keepingCapacity: true)
     }
 
     // MARK: Shutdown (owning thread)

@@ -37,7 +37,8 @@ enum IORequest {
     var name: String {
         switch self {
         case .nop: "nop"
-        case .receive, .multishotReceive: "recv"
+        case .receive: "recv"
+        case .multishotReceive: "recv_multishot"
         case .send: "send"
         case .writev: "writev"
         case .accept, .multishotAccept: "accept"
@@ -52,6 +53,11 @@ enum IORequest {
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
         case .statx: "statx"
         }
+    }
+
+    var isClose: Bool {
+        if case .close = self { return true }
+        return false
     }
 
     /// Whether a successful result is a new descriptor (closed if nobody takes it, R5).
@@ -107,6 +113,12 @@ final class IOOperation: @unchecked Sendable {
     var inFlight = false
     /// The waiter took the result (a returned descriptor is theirs now).
     var resultTaken = false
+    /// Fault injection: the errno this operation's completion is rewritten to (0: none). An
+    /// operation chosen for an error goes to the kernel as a NOP, so nothing it would have done
+    /// (consume bytes, accept a connection) happens.
+    var injectedErrno: Int32 = 0
+    /// Times the driver resubmitted the operation after `-EAGAIN`.
+    var retries: UInt8 = 0
 
     var waker: RawWaker? = nil
     var continuation: UnsafeContinuation<Void, Never>? = nil
@@ -199,6 +211,8 @@ final class IOOperation: @unchecked Sendable {
         generation &+= 1
         inFlight = false
         resultTaken = false
+        injectedErrno = 0
+        retries = 0
         if let waker { waker.vtable.pointee.drop(waker.data) }
         waker = nil
         continuation = nil
@@ -220,6 +234,9 @@ final class IOOperation: @unchecked Sendable {
     /// Queues the SQE (and its linked timeout) on `ring`. Returns 0 or -errno.
     func prepare(on ring: OpaquePointer) -> Int32 {
         let data = userData
+        // An injected error replaces the operation with a NOP, except a close: a descriptor is
+        // closed even when close(2) reports an error.
+        if injectedErrno != 0, !request.isClose { return coil_ring_prep_nop(ring, data) }
         if timeout > 0 {
             let reserved = coil_ring_reserve(ring, 2)
             if reserved < 0 { return reserved }

@@ -70,6 +70,11 @@ extension Runtime {
             }
         }
 
+        /// For tests: every worker's I/O follows `plan`, failing or shortening chosen operations
+        /// (see ``IOFaultPlan``).
+        @_spi(Testing)
+        public func injectIOFaults(_ plan: IOFaultPlan) -> Builder { with { $0.ioFaults = plan } }
+
         private func with(_ change: (inout RuntimeConfiguration) -> Void) -> Builder {
             var copy = self
             change(&copy.config)

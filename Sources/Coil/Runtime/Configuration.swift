@@ -22,6 +22,8 @@ struct RuntimeConfiguration: Sendable {
     /// Provided buffers per worker ring for multishot receives (a power of two) and their size.
     var receiveBufferCount = 256
     var receiveBufferSize = 4096
+    /// Test-only rewriting of I/O completions.
+    var ioFaults: IOFaultPlan? = nil
     var maxBlockingThreads = 512
     var blockingKeepAlive: Duration = .seconds(10)
     var blockingThreadName = "coil-blocking"
