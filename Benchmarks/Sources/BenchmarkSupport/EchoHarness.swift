@@ -1,0 +1,73 @@
+import Coil
+import Glibc
+
+/// An echo server on a Coil runtime (one Swift task per connection, `read(into:)` then
+/// `writeAll`, as coil-echo serves), driven by a blocking client on the calling thread written
+/// against the plain socket calls so that the client allocates nothing. Counting allocations
+/// over `roundTrips` gives the server's allocations per echoed message.
+public final class EchoHarness {
+    let runtime: Runtime
+    let listener: TCPListener
+    let client: Int32
+    let message: [UInt8]
+    var reply: [UInt8]
+
+    public init(workers: Int, messageSize: Int = 64) throws {
+        runtime = try Runtime.Builder.multiThread().workerThreads(workers).build()
+        listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+        let listener = self.listener
+        let runtime = self.runtime
+        runtime.blockOn {
+            Task(executorPreference: runtime) {
+                while let stream = try? await listener.accept() {
+                    Task(executorPreference: runtime) {
+                        let buffer = IOBuffer(capacity: 16384)
+                        try? stream.setNoDelay(true)
+                        while let n = try? await stream.read(into: buffer), n > 0 {
+                            if (try? await stream.writeAll(buffer)) == nil { break }
+                            buffer.clear()
+                        }
+                        try? await stream.close()
+                    }
+                }
+            }
+        }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.client = client
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = listener.localAddress.port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(connected == 0, "connect: errno \(errno)")
+        var one: Int32 = 1
+        setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        message = (0..<messageSize).map { UInt8(truncatingIfNeeded: $0) }
+        reply = Array(repeating: 0, count: messageSize)
+    }
+
+    /// `count` round trips: send the message, read it back whole. Returns the bytes echoed.
+    public func roundTrips(_ count: Int) -> Int {
+        var total = 0
+        for _ in 0..<count {
+            let sent = message.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            precondition(sent == message.count, "send: \(sent), errno \(errno)")
+            var got = 0
+            while got < reply.count {
+                let n = reply.withUnsafeMutableBytes { recv(client, $0.baseAddress! + got, $0.count - got, 0) }
+                precondition(n > 0, "recv: \(n), errno \(errno)")
+                got += n
+            }
+            total += got
+        }
+        return total
+    }
+
+    public func stop() {
+        close(client)
+        listener.close()
+        runtime.shutdown(timeout: .seconds(5))
+    }
+}
