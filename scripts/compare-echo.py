@@ -26,15 +26,21 @@ def main():
     ap.add_argument("--conns", default="1,16,64,256")
     ap.add_argument("--sizes", default="64,1024")
     ap.add_argument("--port", type=int, default=24500)
+    ap.add_argument("--styles", default="futures,async",
+                    help="coil-echo connection styles to run (futures: Coil tasks; async: Swift tasks)")
+    ap.add_argument("--workers", default="1,2", help="coil-echo worker counts to run")
     a = ap.parse_args()
     scratch = "/tmp/coil-uring-anchor"
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(a.anchor, scratch, ignore=shutil.ignore_patterns("results", "bin"))
     subprocess.run(["make", "-C", scratch, "bin/echo_client", "bin/uring_echo", "bin/epoll_echo"],
                    check=True, stdout=subprocess.DEVNULL)
-    servers = {
-        "coil-echo 1 worker": lambda p: [a.coil, "--port", str(p), "--workers", "1"],
-        "coil-echo 2 workers": lambda p: [a.coil, "--port", str(p), "--workers", "2"],
+    servers = {}
+    for style in a.styles.split(","):
+        for workers in a.workers.split(","):
+            label = f"coil-echo {style}, {workers} worker{'' if workers == '1' else 's'}"
+            servers[label] = (lambda s, w: lambda p: [a.coil, "--port", str(p), "--workers", w, "--style", s])(style, workers)
+    servers |= {
         "C io_uring DEFER_TASKRUN": lambda p: [f"{scratch}/bin/uring_echo", "-p", str(p), "-m", "defer", "-t", "3600"],
         "C epoll": lambda p: [f"{scratch}/bin/epoll_echo", "-p", str(p), "-t", "3600"],
     }

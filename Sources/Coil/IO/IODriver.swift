@@ -16,7 +16,10 @@ final class IODriver: @unchecked Sendable {
     /// Unowned: the worker owns its driver; records keep the driver, not the worker.
     private unowned(unsafe) let worker: Worker
     var ring: OpaquePointer? = nil
-    private var pool: [IOOperation] = []
+    /// Blank records for reuse: a fixed stack (a pointer, not an array, so that the hot path has
+    /// no exclusivity checks or reallocation).
+    private let pool = UnsafeMutablePointer<Unmanaged<IOOperation>>.allocate(capacity: IODriver.maxPooled)
+    private var pooled = 0
     /// Operations submitted whose final CQE has not arrived (written by the owner, read anywhere).
     private let inFlightGauge = Atomic<Int>(0)
     private(set) var inFlight: Int {
@@ -69,7 +72,10 @@ final class IODriver: @unchecked Sendable {
 
     /// A blank record: from the pool on the owning thread, else a new one.
     func makeOperation() -> IOOperation {
-        if isOwnerThread, let op = pool.popLast() { return op }
+        if isOwnerThread && pooled > 0 {
+            pooled -= 1
+            return pool[pooled].takeRetainedValue()
+        }
         return IOOperation(driver: self)
     }
 
@@ -159,7 +165,23 @@ final class IODriver: @unchecked Sendable {
 
     private func recycle(_ op: IOOperation) {
         op.reset()
-        if pool.count < Self.maxPooled && !closed.load(ordering: .relaxed) { pool.append(op) }
+        if pooled < Self.maxPooled && !closed.load(ordering: .relaxed) {
+            pool[pooled] = Unmanaged.passRetained(op)
+            pooled += 1
+        }
+    }
+
+    /// Empties the pool (the records go away).
+    private func drainPool() {
+        while pooled > 0 {
+            pooled -= 1
+            pool[pooled].release()
+        }
+    }
+
+    deinit {
+        drainPool()
+        pool.deallocate()
     }
 
     // MARK: Provided receive buffers
@@ -210,29 +232,30 @@ final class IODriver: @unchecked Sendable {
     /// Handles one CQE addressed to an operation record.
     func complete(userData: UInt64, result kernelResult: Int32, flags: UInt32) {
         let kernelReference = IOOperation.unmanaged(userData: userData)
-        let op = kernelReference.takeUnretainedValue()
-        var result = kernelResult
-        if op.injectedErrno != 0 {
-            result = -op.injectedErrno
-            op.injectedErrno = 0
-        }
-        if result == -EAGAIN && op.sink == nil && resubmit(op) { return }
-        if let sink = op.sink {
-            let more = coil_cqe_has_more(flags)
-            sink.deliver(result: result, flags: flags, isFinal: !more, driver: self)
-            if !more {
+        // The kernel's reference keeps the record alive until the release at the end: borrow it.
+        let finished = kernelReference._withUnsafeGuaranteedRef { op -> Bool in
+            var result = kernelResult
+            if op.injectedErrno != 0 {
+                result = -op.injectedErrno
+                op.injectedErrno = 0
+            }
+            if let sink = op.sink {
+                let more = coil_cqe_has_more(flags)
+                sink.deliver(result: result, flags: flags, isFinal: !more, driver: self)
+                if more { return false }
                 inFlight -= 1
                 op.inFlight = false
                 countCompleted()
                 recycle(op)
-                kernelReference.release()
+                return true
             }
-            return
+            if result == -EAGAIN && resubmit(op) { return false }
+            inFlight -= 1
+            countCompleted()
+            finish(op, result: result, flags: flags)
+            return true
         }
-        inFlight -= 1
-        countCompleted()
-        finish(op, result: result, flags: flags)
-        kernelReference.release()
+        if finished { kernelReference.release() }
     }
 
     /// `-EAGAIN` means "try again": the operation goes back to the kernel (at most 3 times, and
@@ -299,6 +322,6 @@ final class IODriver: @unchecked Sendable {
                 reap()
             }
         }
-        pool.removeAll()
+        drainPool()
     }
 }

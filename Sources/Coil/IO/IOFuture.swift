@@ -15,38 +15,66 @@ import Glibc
 public struct IOFuture<Success>: ~Copyable, Future {
     public typealias Output = Result<Success, IOError>
 
-    var op: IOOperation?
-    let finish: (IOOperation) -> Result<Success, IOError>
+    @usableFromInline var op: IOOperation?
+    @usableFromInline let finish: (IOOperation) -> Result<Success, IOError>
 
     init(_ op: IOOperation, finish: @escaping (IOOperation) -> Result<Success, IOError>) {
         self.op = op
         self.finish = finish
     }
 
+    // Inlinable so that callers in other modules get it specialised: an unspecialised generic
+    // poll looks up its result type's metadata on every call.
+    @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Result<Success, IOError>> {
         guard let op else { preconditionFailure("IOFuture polled after it was ready") }
-        guard Coop.proceed(&context) else { return .pending }
-        guard op.register(context.waker) else { return .pending }
+        guard op.isReady(&context) else { return .pending }
         self.op = nil
         let output = finish(op)
-        op.driver.release(op)
+        op.release()
         return .ready(output)
     }
 
     deinit {
-        guard let op else { return }
-        let userData = op.userData
-        if op.abandon() {
-            op.driver.release(op)
-        } else {
-            op.driver.cancel(op, userData: userData)
-        }
+        op?.drop()
     }
 }
 
 extension IOOperation {
+    /// For a polled future: true once the operation completed (else the waker is registered, or
+    /// the task's budget ran out and it was asked to yield).
+    @usableFromInline
+    func isReady(_ context: inout Context) -> Bool {
+        guard Coop.proceed(&context) else { return false }
+        return register(context.waker)
+    }
+
+    /// The waiter took the result: the record goes back to its driver.
+    @usableFromInline
+    func release() { driver.release(self) }
+
+    /// The waiter is gone before the result: the operation is cancelled if still in flight.
+    @usableFromInline
+    func drop() {
+        let userData = self.userData
+        if abandon() {
+            driver.release(self)
+        } else {
+            driver.cancel(self, userData: userData)
+        }
+    }
+
     /// Starts an operation on the calling thread's driver: `configure` fills in the record.
     static func start(_ configure: (IOOperation) -> Void) -> IOOperation {
+        // The worker (and its driver) outlive the call: no retain of either.
+        if let worker = Worker.currentUnmanaged {
+            return worker._withUnsafeGuaranteedRef { worker in
+                let op = worker.io.makeOperation()
+                configure(op)
+                worker.io.start(op)
+                return op
+            }
+        }
         let driver = IODriver.forCurrentThread()
         let op = driver.makeOperation()
         configure(op)

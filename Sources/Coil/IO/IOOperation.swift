@@ -95,6 +95,7 @@ enum IORequest {
 /// low four bits are free; the generation makes a cancel aimed at an earlier use of a recycled
 /// record miss. Driver-reserved values sit at the top of the range (`COIL_USER_DATA_*`), far
 /// above any user-space address.
+@usableFromInline
 final class IOOperation: @unchecked Sendable {
     // SAFETY: see the rules above.
     static let pending = 0, waiting = 1, completed = 2, abandoned = 3

@@ -21,6 +21,8 @@ final class MultishotSink: @unchecked Sendable {
     struct Item {
         var result: Int32
         var bufferID: UInt16 = 0
+        /// The provided buffer's bytes (kept valid by `driver`, which owns the buffer ring).
+        var bytes: UnsafeRawPointer? = nil
         var driver: IODriver? = nil
     }
 
@@ -71,7 +73,9 @@ final class MultishotSink: @unchecked Sendable {
                 // No provided buffer was free: the data waits in the socket for the next read.
                 state.outOfBuffers = true
             } else {
-                state.items.append(Item(result: result, bufferID: bufferID, driver: hasBuffer ? driver : nil))
+                state.items.append(hasBuffer
+                    ? Item(result: result, bufferID: bufferID, bytes: driver.receiveBuffer(bufferID), driver: driver)
+                    : Item(result: result))
             }
             return state.waker.take()
         }
@@ -138,19 +142,19 @@ final class MultishotSink: @unchecked Sendable {
         var finished: Item? = nil
         let step = state.withLock { state -> Step in
             if state.head < state.items.count {
-                let item = state.items[state.head]
-                guard item.result > 0, let driver = item.driver else {
+                // Fields one by one: copying the item would retain its driver.
+                let result = state.items[state.head].result
+                guard result > 0, let source = state.items[state.head].bytes else {
                     // End of stream stays for every later read; an error is reported once.
-                    if item.result != 0 { state.popHead() }
-                    return .received(.ready(item.result))
+                    if result != 0 { state.popHead() }
+                    return .received(.ready(result))
                 }
-                let n = min(Int(item.result) - state.offset, buffer.freeCapacity)
-                let source = driver.receiveBuffer(item.bufferID) + state.offset
-                buffer.freeRegion.baseAddress!.copyMemory(from: source, byteCount: n)
+                let n = min(Int(result) - state.offset, buffer.freeCapacity)
+                buffer.freeRegion.baseAddress!.copyMemory(from: source + state.offset, byteCount: n)
                 buffer.count += n
                 state.offset += n
-                if state.offset == Int(item.result) {
-                    finished = item
+                if state.offset == Int(result) {
+                    finished = state.items[state.head]
                     state.popHead()
                 }
                 return .received(.ready(Int32(n)))

@@ -1,6 +1,12 @@
 // coil-echo: a TCP echo server on Coil's public API.
 //
 //   coil-echo [--host 127.0.0.1] [--port 7000] [--workers N] [--buffer 16384] [--reuse-port]
+//             [--style futures|multishot|async]
+//
+// Each connection is served by a Coil task running a hand-written future (`--style futures`,
+// the default: EchoConnection.swift), or by a Swift task on the runtime's executor awaiting the
+// async API (`--style async`: `serve` below). Both use the public API only. `--style multishot`
+// is the futures style reading through a receive stream (one multishot receive per connection).
 //
 // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets connections
 // in flight finish (up to 5 seconds), closes everything and prints what it served.
@@ -17,6 +23,9 @@ struct Options {
     var workers = 0
     var bufferSize = 16384
     var reusePort = false
+    var style = Style.futures
+
+    enum Style: String { case futures, multishot, async }
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
@@ -32,8 +41,9 @@ struct Options {
             case "--workers": options.workers = Int(value(argument)) ?? { fail("--workers: not a number") }()
             case "--buffer": options.bufferSize = Int(value(argument)) ?? { fail("--buffer: not a number") }()
             case "--reuse-port": options.reusePort = true
+            case "--style": options.style = Style(rawValue: value(argument)) ?? { fail("--style: futures, multishot or async") }()
             case "-h", "--help":
-                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port]")
+                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port] [--style futures|multishot|async]")
                 exit(0)
             default: fail("unknown argument \(argument)")
             }
@@ -58,6 +68,15 @@ final class Stats: Sendable {
     let served = Atomic<Int>(0)
     let bytes = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+
+    /// An error ended a connection: counted; printed unless it is the peer's doing.
+    func ended(by error: IOError) {
+        // ECONNRESET and friends: the peer's business; this connection ends, the server goes on.
+        if error.errno != ECONNRESET && error.errno != EPIPE && error.errno != ECANCELED {
+            printError("connection: \(error)")
+        }
+        errors.add(1, ordering: .relaxed)
+    }
 }
 
 /// Echoes until the peer closes or an error ends the connection.
@@ -75,11 +94,7 @@ func serve(_ stream: TCPStream, bufferSize: Int, stats: Stats) async {
         }
         try await stream.close()
     } catch {
-        // ECONNRESET and friends: the peer's business; this connection ends, the server goes on.
-        if error.errno != ECONNRESET && error.errno != EPIPE && error.errno != ECANCELED {
-            printError("connection: \(error)")
-        }
-        stats.errors.add(1, ordering: .relaxed)
+        stats.ended(by: error)
     }
     stats.bytes.add(echoed, ordering: .relaxed)
     stats.served.add(1, ordering: .relaxed)
@@ -112,7 +127,7 @@ do {
 } catch {
     fail("\(error)")
 }
-print("coil-echo listening on \(listener.localAddress) with \(runtime.metrics.workerCount) workers")
+print("coil-echo listening on \(listener.localAddress) with \(runtime.metrics.workerCount) workers (\(options.style) style)")
 fflush(nil)
 
 let (signalSender, signalReceiver) = Oneshot.channel(of: Int32.self)
@@ -129,7 +144,13 @@ runtime.blockOn {
             do throws(IOError) {
                 let stream = try await listener.accept()
                 stats.active.add(1, ordering: .relaxed)
-                Task(executorPreference: runtime) { await serve(stream, bufferSize: options.bufferSize, stats: stats) }
+                switch options.style {
+                case .futures, .multishot:
+                    runtime.spawn(EchoConnection(stream: stream, bufferSize: options.bufferSize,
+                                                 multishot: options.style == .multishot, stats: stats))
+                case .async:
+                    Task(executorPreference: runtime) { await serve(stream, bufferSize: options.bufferSize, stats: stats) }
+                }
             } catch {
                 if error.errno == EBADF { return }  // the listener closed: shutting down
                 printError("accept: \(error)")
