@@ -70,7 +70,7 @@ bench-tokio: deps
 # Long stress runs of the queues, tasks and runtime (50x the CI size), plain and under TSan.
 stress: deps
 	COIL_STRESS_SCALE=50 $(SWIFT) test -c release --filter 'Stress'
-	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake|Runtime|Sync|TCP|IOLifecycle'
+	COIL_STRESS_SCALE=10 $(SWIFT) test --sanitize=thread --filter 'Stress|Wake|Runtime|Sync|TCP|IOLifecycle|UDP|File|ReceiveStream|WriteThenRead|FaultInjection'
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/.build

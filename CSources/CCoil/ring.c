@@ -179,6 +179,11 @@ int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data)
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
 }
+int coil_ring_link_previous(coil_ring_t *r) {
+    if (!r->last_sqe || io_uring_sq_ready(&r->ring) == 0) return -EINVAL;
+    r->last_sqe->flags |= IOSQE_IO_LINK;
+    return 0;
+}
 int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, int flags, uint64_t user_data) {
     COIL__SQE_OR_RETURN(r, sqe);
     io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);

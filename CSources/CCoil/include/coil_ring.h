@@ -263,6 +263,12 @@ int coil_ring_prep_msg_ring(coil_ring_t *r, int target_fd, int32_t res,
 int coil_ring_prep_writev(coil_ring_t *r, int fd, const struct iovec *iov, unsigned count,
                           uint64_t offset, uint64_t user_data);
 
+/* Links the SQE prepared last to the next one (IOSQE_IO_LINK): the next starts only after it
+ * succeeds, and completes with -ECANCELED if it fails (or, for a send with MSG_WAITALL, is short).
+ * Call coil_ring_reserve(r, 2) before preparing the pair so both go in one submission. Returns
+ * -EINVAL if no SQE was prepared since the last submission. */
+int coil_ring_link_previous(coil_ring_t *r);
+
 /* shutdown(2) on a socket; how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
 int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data);
 

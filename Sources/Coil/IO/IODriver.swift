@@ -82,7 +82,7 @@ final class IODriver: @unchecked Sendable {
     /// Starts `op` (filled in by the caller): prepares it now on the owning thread, else hands it
     /// to the owner. An operation that cannot start completes at once with the error.
     func start(_ op: IOOperation) {
-        submitted.add(1, ordering: .relaxed)
+        submitted.add(op.linkedNext == nil ? 1 : 2, ordering: .relaxed)
         if isOwnerThread {
             prepare(op)
             return
@@ -112,17 +112,49 @@ final class IODriver: @unchecked Sendable {
                 return
             }
         }
+        if let next = op.linkedNext {
+            op.linkedNext = nil
+            prepareLinked(op, next, on: ring)
+            return
+        }
         faults?.apply(to: op)
         let ret = op.prepare(on: ring)
         if ret < 0 {
             finish(op, result: ret, flags: 0)
             return
         }
-        // The kernel's reference: the record lives until its final CQE even if every waiter is
-        // gone (released in `complete`).
+        inKernel(op)
+    }
+
+    /// The kernel's reference: the record lives until its final CQE even if every waiter is gone
+    /// (released in `complete`).
+    private func inKernel(_ op: IOOperation) {
         _ = Unmanaged.passRetained(op)
         op.inFlight = true
         inFlight += 1
+    }
+
+    /// Prepares `first` and `second` back to back in one submission, `second` linked after
+    /// `first` (neither has a linked timeout).
+    private func prepareLinked(_ first: IOOperation, _ second: IOOperation, on ring: OpaquePointer) {
+        var ret = coil_ring_reserve(ring, 2)
+        if ret == 0 {
+            faults?.apply(to: first)
+            faults?.apply(to: second)
+            ret = first.prepare(on: ring)
+        }
+        if ret < 0 {
+            finish(first, result: ret, flags: 0)
+            finish(second, result: -ECANCELED, flags: 0)
+            return
+        }
+        // With two SQEs reserved, neither the link nor the second preparation can fail.
+        _ = coil_ring_link_previous(ring)
+        _ = second.prepare(on: ring)
+        second.linkHead = first
+        second.linkHeadUserData = first.userData
+        inKernel(first)
+        inKernel(second)
     }
 
     /// Asks the kernel to cancel `op` if it is still the use whose user data is `userData`.
@@ -144,6 +176,10 @@ final class IODriver: @unchecked Sendable {
 
     private func cancelIfCurrent(_ op: IOOperation, userData: UInt64) {
         guard op.inFlight, op.userData == userData, let ring else { return }
+        op.cancelRequested = true
+        if let head = op.linkHead, head.inFlight, head.userData == op.linkHeadUserData {
+            _ = coil_ring_prep_cancel(ring, op.linkHeadUserData, 0, coil_user_data_ignore)
+        }
         _ = coil_ring_prep_cancel(ring, userData, 0, coil_user_data_ignore)
     }
 
@@ -270,6 +306,11 @@ final class IODriver: @unchecked Sendable {
     }
 
     private func finish(_ op: IOOperation, result: Int32, flags: UInt32) {
+        if let next = op.linkedNext {
+            // A linked pair that never reached the kernel: the second never starts.
+            op.linkedNext = nil
+            finish(next, result: -ECANCELED, flags: 0)
+        }
         if let sink = op.sink {
             // A multishot operation that never started.
             sink.deliver(result: result, flags: 0, isFinal: true, driver: self)

@@ -23,7 +23,8 @@ import Synchronization
 ///   times) like a real one (a resubmission gets no fault).
 /// - `.shortTransfer`: a read, receive, write or send is given half its length (at least one
 ///   byte), so the kernel moves fewer bytes than asked, as near the end of a file or with a full
-///   socket buffer.
+///   socket buffer. (Not the send of ``TCPStream/writeThenRead(_:into:)``, which the kernel
+///   completes whole or fails.)
 ///
 /// Operations are named as in ``IOError/operation``: `"recv"`, `"send"`, `"writev"`, `"accept"`,
 /// `"connect"`, `"read"`, `"write"`, `"open"`, `"close"`, `"shutdown"`, `"sendmsg"`, `"recvmsg"`,

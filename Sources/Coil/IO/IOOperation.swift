@@ -13,6 +13,8 @@ enum IORequest {
     case nop
     case receive(fd: Int32)
     case send(fd: Int32)
+    /// A send of the whole region or an error (MSG_WAITALL: the kernel retries short sends).
+    case sendAll(fd: Int32)
     case writev(fd: Int32, count: Int32)
     case accept(fd: Int32)
     case multishotAccept(fd: Int32)
@@ -39,7 +41,7 @@ enum IORequest {
         case .nop: "nop"
         case .receive: "recv"
         case .multishotReceive: "recv_multishot"
-        case .send: "send"
+        case .send, .sendAll: "send"
         case .writev: "writev"
         case .accept, .multishotAccept: "accept"
         case .connect: "connect"
@@ -120,6 +122,17 @@ final class IOOperation: @unchecked Sendable {
     var injectedErrno: Int32 = 0
     /// Times the driver resubmitted the operation after `-EAGAIN`.
     var retries: UInt8 = 0
+    /// An operation to submit right after this one, linked to it (IOSQE_IO_LINK): it starts when
+    /// this one succeeds and is cancelled if this one fails. Cleared once both are prepared.
+    var linkedNext: IOOperation? = nil
+    /// For the second of a linked pair: the first, and its user data then, so that cancelling
+    /// the second also cancels the first while it runs (a request waiting in a link is not yet
+    /// in flight, so a cancel aimed at it alone finds nothing).
+    var linkHead: IOOperation? = nil
+    var linkHeadUserData: UInt64 = 0
+    /// The driver sent a cancel for this use of the record (owner thread; read by the waiter
+    /// after the completion, which the driver publishes later).
+    var cancelRequested = false
 
     var waker: RawWaker? = nil
     var continuation: UnsafeContinuation<Void, Never>? = nil
@@ -214,6 +227,9 @@ final class IOOperation: @unchecked Sendable {
         resultTaken = false
         injectedErrno = 0
         retries = 0
+        linkedNext = nil
+        linkHead = nil
+        cancelRequested = false
         if let waker { waker.vtable.pointee.drop(waker.data) }
         waker = nil
         continuation = nil
@@ -250,6 +266,8 @@ final class IOOperation: @unchecked Sendable {
             ret = coil_ring_prep_recv(ring, fd, region.baseAddress, region.count, 0, data)
         case .send(let fd):
             ret = coil_ring_prep_send(ring, fd, region.baseAddress, region.count, Int32(MSG_NOSIGNAL), data)
+        case .sendAll(let fd):
+            ret = coil_ring_prep_send(ring, fd, region.baseAddress, region.count, Int32(MSG_NOSIGNAL | MSG_WAITALL), data)
         case .writev(let fd, let count):
             let vectors = count <= Self.inlineIovecs ? iovecs : extra!.assumingMemoryBound(to: iovec.self)
             ret = coil_ring_prep_writev(ring, fd, vectors, UInt32(count), UInt64.max, data)

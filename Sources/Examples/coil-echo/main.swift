@@ -1,12 +1,13 @@
 // coil-echo: a TCP echo server on Coil's public API.
 //
 //   coil-echo [--host 127.0.0.1] [--port 7000] [--workers N] [--buffer 16384] [--reuse-port]
-//             [--style futures|multishot|async]
+//             [--style futures|multishot|linked|async]
 //
 // Each connection is served by a Coil task running a hand-written future (`--style futures`,
 // the default: EchoConnection.swift), or by a Swift task on the runtime's executor awaiting the
 // async API (`--style async`: `serve` below). Both use the public API only. `--style multishot`
-// is the futures style reading through a receive stream (one multishot receive per connection).
+// reads through a receive stream (one multishot receive per connection); `--style linked` sends
+// each reply linked with the next read (writeThenRead): one wake per round trip.
 //
 // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets connections
 // in flight finish (up to 5 seconds), closes everything and prints what it served.
@@ -25,7 +26,7 @@ struct Options {
     var reusePort = false
     var style = Style.futures
 
-    enum Style: String { case futures, multishot, async }
+    enum Style: String { case futures, multishot, linked, async }
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
@@ -41,9 +42,9 @@ struct Options {
             case "--workers": options.workers = Int(value(argument)) ?? { fail("--workers: not a number") }()
             case "--buffer": options.bufferSize = Int(value(argument)) ?? { fail("--buffer: not a number") }()
             case "--reuse-port": options.reusePort = true
-            case "--style": options.style = Style(rawValue: value(argument)) ?? { fail("--style: futures, multishot or async") }()
+            case "--style": options.style = Style(rawValue: value(argument)) ?? { fail("--style: futures, multishot, linked or async") }()
             case "-h", "--help":
-                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port] [--style futures|multishot|async]")
+                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port] [--style futures|multishot|linked|async]")
                 exit(0)
             default: fail("unknown argument \(argument)")
             }
@@ -145,9 +146,12 @@ runtime.blockOn {
                 let stream = try await listener.accept()
                 stats.active.add(1, ordering: .relaxed)
                 switch options.style {
-                case .futures, .multishot:
-                    runtime.spawn(EchoConnection(stream: stream, bufferSize: options.bufferSize,
-                                                 multishot: options.style == .multishot, stats: stats))
+                case .futures:
+                    runtime.spawn(EchoConnection(stream: stream, bufferSize: options.bufferSize, mode: .plain, stats: stats))
+                case .multishot:
+                    runtime.spawn(EchoConnection(stream: stream, bufferSize: options.bufferSize, mode: .multishot, stats: stats))
+                case .linked:
+                    runtime.spawn(EchoConnection(stream: stream, bufferSize: options.bufferSize, mode: .linked, stats: stats))
                 case .async:
                     Task(executorPreference: runtime) { await serve(stream, bufferSize: options.bufferSize, stats: stats) }
                 }
