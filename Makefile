@@ -43,13 +43,15 @@ demo: deps
 demo-queues: deps
 	cd Benchmarks && $(SWIFT) run -c release coil-demo
 
-# coil-echo (1 and 2 workers) beside the C echo servers of ../shared/anchors/uring (io_uring with
-# DEFER_TASKRUN, epoll), all driven by the anchors' C load client: 5 interleaved rounds at 1, 16,
-# 64 and 256 connections, 64 B and 1 KiB messages (~10 minutes). Prints the table for BENCHMARKS.md.
+# coil-echo (1 and 2 workers; connection styles futures, linked and async) beside the C echo
+# servers of ../shared/anchors/uring (io_uring with DEFER_TASKRUN, epoll), all driven by the
+# anchors' C load client: 5 interleaved rounds at 1, 16, 64 and 256 connections, 64 B and 1 KiB
+# messages (~15 minutes). Prints the table for BENCHMARKS.md.
 URING_ANCHOR ?= ../shared/anchors/uring
 bench-echo: deps
 	$(SWIFT) build -c release --product coil-echo
-	python3 scripts/compare-echo.py --anchor $(URING_ANCHOR) --coil $$($(SWIFT) build -c release --show-bin-path)/coil-echo
+	python3 scripts/compare-echo.py --anchor $(URING_ANCHOR) --coil $$($(SWIFT) build -c release --show-bin-path)/coil-echo \
+		--styles futures,linked,async --workers 1,2
 
 # The full package-benchmark suite (throughput, latency and allocation counts).
 bench: deps
