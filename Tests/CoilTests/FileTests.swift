@@ -98,7 +98,7 @@ final class FileTests: XCTestCase {
                 try await File.write(IOBuffer(string: "first line\n"), toPath: path, permissions: 0o600)
                 let log = try await File.open(path, options: .append)
                 try await log.writeAll(IOBuffer(string: "second line\n"))
-                try await log.syncData()
+                try await log.syncData(timeout: .seconds(5))
                 try await log.close()
                 let contents = try await File.contents(atPath: path)
                 XCTAssertEqual(contents.string, "first line\nsecond line\n", name)

@@ -104,6 +104,33 @@ final class WriteThenReadTests: XCTestCase {
         }
     }
 
+    /// A reply that does not come in time: ETIMEDOUT from the receive's linked timeout, the
+    /// request sent, and the late reply still there for the next read.
+    func testTimeoutBoundsTheWaitForTheReply() throws {
+        for (name, make) in Self.flavors {
+            let runtime = try make()
+            let outcome: [String] = try runtime.blockOn { () async throws -> [String] in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                let accepted = try await listener.accept()
+                let error = await IOTestSupport.error { () async throws(IOError) in
+                    _ = try await client.writeThenRead(IOBuffer(string: "anyone"), into: IOBuffer(capacity: 64), timeout: .milliseconds(20))
+                }
+                let request = IOBuffer(capacity: 64)
+                _ = try await accepted.read(into: request, timeout: .seconds(5))
+                try await accepted.writeAll(IOBuffer(string: "late"))
+                let reply = IOBuffer(capacity: 64)
+                _ = try await client.read(into: reply, timeout: .seconds(5))
+                try await client.close()
+                try await accepted.close()
+                listener.close()
+                return [error.map { "\($0.operation) \($0.errno)" } ?? "no error", request.string, reply.string]
+            }
+            XCTAssertEqual(outcome, ["recv \(ETIMEDOUT)", "anyone", "late"], name)
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
+        }
+    }
+
     /// A dropped future (a timeout while the reply is late) cancels the receive; the late reply
     /// is still there for the next read.
     func testDroppedFutureConsumesNothing() throws {

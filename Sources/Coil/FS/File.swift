@@ -220,27 +220,30 @@ public final class File: @unchecked Sendable {
     // MARK: Durability, metadata, closing
 
     /// Flushes the file's data and metadata to the device (`fsync`).
-    public func sync() async throws(IOError) {
+    public func sync(timeout: Duration? = nil) async throws(IOError) {
         try await IOOperation.start { op in
             op.request = .fsync(fd: descriptor.fd, dataOnly: false)
             op.owner = descriptor
+            op.timeout = timeout?.clampedNanoseconds ?? 0
         }.wait(IOOperation.done)
     }
 
     /// Flushes the file's data (and only the metadata needed to read it back: `fdatasync`).
-    public func syncData() async throws(IOError) {
+    public func syncData(timeout: Duration? = nil) async throws(IOError) {
         try await IOOperation.start { op in
             op.request = .fsync(fd: descriptor.fd, dataOnly: true)
             op.owner = descriptor
+            op.timeout = timeout?.clampedNanoseconds ?? 0
         }.wait(IOOperation.done)
     }
 
     /// The file's metadata (`statx`).
-    public func metadata() async throws(IOError) -> FileMetadata {
+    public func metadata(timeout: Duration? = nil) async throws(IOError) -> FileMetadata {
         try await IOOperation.start { op in
             _ = op.extraStorage(Int(COIL_STATX_SIZE))
             op.request = .statx(fd: descriptor.fd)
             op.owner = descriptor
+            op.timeout = timeout?.clampedNanoseconds ?? 0
         }.wait { op -> Result<FileMetadata, IOError> in
             guard op.result >= 0 else { return .failure(op.error(for: op.result)) }
             var stat = coil_file_stat_t()

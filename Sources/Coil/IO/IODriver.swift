@@ -135,9 +135,10 @@ final class IODriver: @unchecked Sendable {
     }
 
     /// Prepares `first` and `second` back to back in one submission, `second` linked after
-    /// `first` (neither has a linked timeout).
+    /// `first` (`first` has no linked timeout; `second` may).
     private func prepareLinked(_ first: IOOperation, _ second: IOOperation, on ring: OpaquePointer) {
-        var ret = coil_ring_reserve(ring, 2)
+        // Both, and the second's linked timeout, in one submission.
+        var ret = coil_ring_reserve(ring, second.timeout > 0 ? 3 : 2)
         if ret == 0 {
             faults?.apply(to: first)
             faults?.apply(to: second)
@@ -148,7 +149,7 @@ final class IODriver: @unchecked Sendable {
             finish(second, result: -ECANCELED, flags: 0)
             return
         }
-        // With two SQEs reserved, neither the link nor the second preparation can fail.
+        // With the SQEs reserved, neither the link nor the second preparation can fail.
         _ = coil_ring_link_previous(ring)
         _ = second.prepare(on: ring)
         second.linkHead = first

@@ -62,7 +62,9 @@ public final class TCPListener: @unchecked Sendable {
         return try result.get()
     }
 
-    /// ``accept()`` as a future.
+    /// ``accept()`` as a future. For a deadline, `timeout(.seconds(5), listener.acceptFuture())`:
+    /// accept takes no `timeout:` of its own, because its kernel request is the listener's one
+    /// multishot accept, which a linked timeout would end.
     public func acceptFuture() -> AcceptFuture { AcceptFuture(listener: self) }
 
     /// Stops listening: cancels the accept request, closes connections not yet taken, and closes

@@ -19,19 +19,21 @@ extension TCPStream {
     ///
     /// Use two buffers (an echo swaps them after each round). A send that fails throws its error (the receive is then
     /// cancelled and consumes nothing); a send the kernel could not finish throws `EPIPE`.
-    /// Cancelling the Swift task cancels both.
-    nonisolated(nonsending) public func writeThenRead(_ output: IOBuffer, into input: IOBuffer) async throws(IOError) -> Int {
-        let (send, receive) = startWriteThenRead(output, into: input)
+    /// Cancelling the Swift task cancels both. `timeout` bounds the wait for the reply once the
+    /// request is sent (a linked timeout on the receive: `ETIMEDOUT`); for a deadline on the
+    /// whole exchange, use the `timeout` combinator on ``writeThenReadFuture(_:into:timeout:)``.
+    nonisolated(nonsending) public func writeThenRead(_ output: IOBuffer, into input: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
+        let (send, receive) = startWriteThenRead(output, into: input, timeout: timeout)
         return try await receive.wait { receive in Self.finishWriteThenRead(send: send, receive: receive) }
     }
 
     /// ``writeThenRead(_:into:)`` as a future (dropping it cancels both operations).
-    public func writeThenReadFuture(_ output: IOBuffer, into input: IOBuffer) -> WriteThenReadFuture {
-        let (send, receive) = startWriteThenRead(output, into: input)
+    public func writeThenReadFuture(_ output: IOBuffer, into input: IOBuffer, timeout: Duration? = nil) -> WriteThenReadFuture {
+        let (send, receive) = startWriteThenRead(output, into: input, timeout: timeout)
         return WriteThenReadFuture(send: send, receive: receive)
     }
 
-    private func startWriteThenRead(_ output: IOBuffer, into input: IOBuffer) -> (IOOperation, IOOperation) {
+    private func startWriteThenRead(_ output: IOBuffer, into input: IOBuffer, timeout: Duration?) -> (IOOperation, IOOperation) {
         precondition(input.freeCapacity > 0, "TCPStream.writeThenRead into a full buffer")
         precondition(output !== input || output.count == 0, "TCPStream.writeThenRead: use two buffers")
         var receive: IOOperation! = nil
@@ -46,6 +48,7 @@ extension TCPStream {
             receive.buffer = input
             receive.region = input.freeRegion
             receive.owner = descriptor
+            receive.timeout = timeout?.clampedNanoseconds ?? 0
             send.linkedNext = receive
         }
         return (send, receive)
