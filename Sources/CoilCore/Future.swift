@@ -8,6 +8,29 @@
 public protocol Future<Output>: ~Copyable {
     associatedtype Output
     mutating func poll(_ context: inout Context) -> Poll<Output>
+
+    /// For tasks (don't implement it): polls the future stored at `stage` once; when it is
+    /// ready, deinitializes it and stores its output in the same memory, and returns true.
+    ///
+    /// A requirement with a default implementation, so that its witness is emitted (and
+    /// specialized) where each future type conforms: a task polling through it needs no runtime
+    /// lookup of `Poll<Output>`'s metadata, which unspecialized generic code pays on every poll.
+    static func _pollStage(_ stage: UnsafeMutableRawPointer, _ context: inout Context) -> Bool
+}
+
+extension Future where Self: ~Copyable {
+    @inlinable
+    public static func _pollStage(_ stage: UnsafeMutableRawPointer, _ context: inout Context) -> Bool {
+        let future = stage.assumingMemoryBound(to: Self.self)
+        switch future.pointee.poll(&context) {
+        case .pending:
+            return false
+        case .ready(let value):
+            future.deinitialize(count: 1)
+            stage.assumingMemoryBound(to: Output.self).initialize(to: value)
+            return true
+        }
+    }
 }
 
 /// A future that is ready on its first poll. See `ready(_:)`.

@@ -103,15 +103,10 @@ final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
         // SAFETY: rule 2, the caller holds RUNNING.
         precondition(stageTag(task).pointee == .future, "task polled after completion")
         var context = Context(borrowing: task.borrowedWaker)
-        switch future(task).pointee.poll(&context) {
-        case .pending:
-            return false
-        case .ready(let value):
-            future(task).deinitialize(count: 1)
-            output(task).initialize(to: value)
-            stageTag(task).pointee = .output
-            return true
-        }
+        // Through the future's own (specialized) witness: see Future._pollStage.
+        guard F._pollStage(task.pointer + stageOffset, &context) else { return false }
+        stageTag(task).pointee = .output
+        return true
     }
 
     /// Drops the future (dropping is cancelling) and records the cancellation.
