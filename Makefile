@@ -46,7 +46,7 @@ demo-queues: deps
 # coil-echo (1 and 2 workers; connection styles futures, linked and async) beside the C echo
 # servers of ../shared/anchors/uring (io_uring with DEFER_TASKRUN, epoll), all driven by the
 # anchors' C load client: 5 interleaved rounds at 1, 16, 64 and 256 connections, 64 B and 1 KiB
-# messages (~15 minutes). Prints the table for BENCHMARKS.md.
+# messages (~20 minutes). Prints the table for BENCHMARKS.md.
 URING_ANCHOR ?= ../shared/anchors/uring
 bench-echo: deps
 	$(SWIFT) build -c release --product coil-echo
