@@ -12,7 +12,8 @@ public final class EchoHarness {
     let message: [UInt8]
     var reply: [UInt8]
 
-    public init(workers: Int, messageSize: Int = 64) throws {
+    /// `receiveStream`: the server reads through the connection's receive stream (multishot).
+    public init(workers: Int, messageSize: Int = 64, receiveStream: Bool = false) throws {
         runtime = try Runtime.Builder.multiThread().workerThreads(workers).build()
         listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
         let listener = self.listener
@@ -23,7 +24,11 @@ public final class EchoHarness {
                     Task(executorPreference: runtime) {
                         let buffer = IOBuffer(capacity: 16384)
                         try? stream.setNoDelay(true)
-                        while let n = try? await stream.read(into: buffer), n > 0 {
+                        let incoming = receiveStream ? stream.receiveStream() : nil
+                        while true {
+                            let read: Int?
+                            if let incoming { read = try? await incoming.read(into: buffer) } else { read = try? await stream.read(into: buffer) }
+                            guard let n = read, n > 0 else { break }
                             if (try? await stream.writeAll(buffer)) == nil { break }
                             buffer.clear()
                         }

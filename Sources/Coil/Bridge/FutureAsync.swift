@@ -32,7 +32,12 @@ extension Future where Self: ~Copyable {
     /// guard let stream = await listener.acceptFuture().cancellableValue() else { return }  // cancelled
     /// ```
     public consuming func cancellableValue() async -> Output? {
-        let bridge = AsyncWakeBridge()
+        await cancellableValue(through: AsyncWakeBridge())
+    }
+
+    /// ``cancellableValue()`` through a bridge the caller keeps for reuse (one waiter at a time),
+    /// so that awaiting allocates nothing.
+    consuming func cancellableValue(through bridge: AsyncWakeBridge) async -> Output? {
         var future = self
         var context = Context(waker: bridge.makeWaker())
         return await withTaskCancellationHandler { () async -> Output? in

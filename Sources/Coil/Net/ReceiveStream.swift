@@ -37,6 +37,9 @@ public final class ReceiveStream: @unchecked Sendable {
     // SAFETY: immutable; the sink has its own lock.
     let stream: TCPStream
     let sink = MultishotSink(kind: .receivedBuffers)
+    /// Wakes the task awaiting ``read(into:)``: one per stream, reused by every read (there is
+    /// one reader at a time), so that reading allocates nothing.
+    let bridge = AsyncWakeBridge()
 
     init(stream: TCPStream) { self.stream = stream }
 
@@ -46,7 +49,7 @@ public final class ReceiveStream: @unchecked Sendable {
     /// side; every later read returns 0 too) and grows `buffer.count` by it. The buffer must have
     /// free space. Cancelling the Swift task throws `ECANCELED` (no byte is lost).
     public func read(into buffer: IOBuffer) async throws(IOError) -> Int {
-        guard let result = await readFuture(into: buffer).cancellableValue() else {
+        guard let result = await readFuture(into: buffer).cancellableValue(through: bridge) else {
             throw IOError(operation: "recv", errno: ECANCELED)
         }
         return try result.get()
