@@ -148,6 +148,9 @@ final class FileTests: XCTestCase {
         FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
         try runtime.blockOn { () async throws(IOError) in
             let missing = await IOTestSupport.error { () async throws(IOError) in _ = try await File.open(directory + "/missing") }
+            // A NUL inside the path is refused, not cut short (that would open `exists`).
+            let embeddedNul = await IOTestSupport.error { () async throws(IOError) in _ = try await File.open(path + "\0.other") }
+            XCTAssertEqual(embeddedNul?.errno, EINVAL)
             XCTAssertEqual(missing?.errno, ENOENT)
             XCTAssertEqual(missing?.operation, "open")
             let exists = await IOTestSupport.error { () async throws(IOError) in

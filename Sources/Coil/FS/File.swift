@@ -139,8 +139,10 @@ public final class File: @unchecked Sendable {
     /// The file's descriptor (don't close it yourself).
     public var fileDescriptor: Int32 { descriptor.fd }
 
-    /// Opens `path` (relative paths from the working directory).
+    /// Opens `path` (relative paths from the working directory). A path containing a NUL byte
+    /// throws `EINVAL` (the kernel would read only the part before it).
     public static func open(_ path: String, options: OpenOptions = .readOnly, timeout: Duration? = nil) async throws(IOError) -> File {
+        if path.utf8.contains(0) { throw IOError(operation: "open", errno: EINVAL) }
         let fd = try await IOOperation.start { op in
             let bytes = path.utf8
             let storage = op.extraStorage(bytes.count + 1)
