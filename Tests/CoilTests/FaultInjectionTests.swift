@@ -27,9 +27,7 @@ final class FaultInjectionTests: XCTestCase {
     func testEchoUnderInjectedFaultsLosesNothingAndNeverCorruptsBytes() throws {
         for (name, builder) in [("current-thread", Runtime.Builder.currentThread()),
                                 ("multi-thread(2)", Runtime.Builder.multiThread().workerThreads(2))] {
-            let descriptors = IOTestSupport.openDescriptors()
-            let buffers = IODiagnostics.liveBuffers
-            let records = IODiagnostics.liveOperationRecords
+            let baseline = IOTestSupport.Baseline()
             let injectedBefore = IOFaultPlan.injected
             let (succeeded, errors, lateEcho) = try { () throws -> (Int, [Int32: Int], String) in
                 let runtime = try builder.injectIOFaults(Self.plan).build()
@@ -119,9 +117,7 @@ final class FaultInjectionTests: XCTestCase {
             let expected: Set<Int32> = [ECONNABORTED, ECANCELED, ECONNRESET, EPIPE, ETIMEDOUT]
             XCTAssertTrue(Set(errors.keys).isSubset(of: expected), "\(name): \(errors)")
             XCTAssertEqual(lateEcho, "still serving", name)
-            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): buffers leaked")
-            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): \(IODiagnostics.liveOperationRecords - records) records leaked")
-            XCTAssertTrue(eventually { IOTestSupport.openDescriptors() == descriptors }, "\(name): descriptors leaked")
+            baseline.assertNothingLeaked(name)
         }
     }
 

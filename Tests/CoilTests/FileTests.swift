@@ -186,8 +186,7 @@ final class FileTests: XCTestCase {
         for (name, make) in Self.flavors {
             let path = directory + "/fifo-\(name)"
             XCTAssertEqual(mkfifo(path, 0o600), 0)
-            let descriptors = IOTestSupport.openDescriptors()
-            let buffers = IODiagnostics.liveBuffers
+            let baseline = IOTestSupport.Baseline()
             try { () throws in
                 let runtime = try make()
                 let text = try runtime.blockOn { () async throws(IOError) -> String in
@@ -208,8 +207,7 @@ final class FileTests: XCTestCase {
                 XCTAssertEqual(text, "through the fifo", name)
                 XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
             }()
-            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, name)
-            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, name)
+            baseline.assertNothingLeaked(name)
         }
     }
 }

@@ -15,9 +15,7 @@ final class IOLifecycleTests: XCTestCase {
 
     func testDroppedReadsAndAcceptsAreCancelledAndNothingLeaks() throws {
         for (name, make) in Self.flavors {
-            let descriptors = IOTestSupport.openDescriptors()
-            let buffers = IODiagnostics.liveBuffers
-            let records = IODiagnostics.liveOperationRecords
+            let baseline = IOTestSupport.Baseline()
             // The runtime lives in this closure: its rings close when it goes away.
             try { () throws in
             let runtime = try make()
@@ -47,9 +45,7 @@ final class IOLifecycleTests: XCTestCase {
             XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(name): \(runtime.metrics)")
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
             }()
-            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): a buffer outlived its operations")
-            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): \(IODiagnostics.liveOperationRecords - records) records leaked")
-            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
+            baseline.assertNothingLeaked(name)
         }
     }
 
@@ -114,9 +110,7 @@ final class IOLifecycleTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         defer { unlink(fifo) }
         for (name, make) in Self.flavors {
-            let descriptors = IOTestSupport.openDescriptors()
-            let buffers = IODiagnostics.liveBuffers
-            let records = IODiagnostics.liveOperationRecords
+            let baseline = IOTestSupport.Baseline()
             try { () throws in
             let runtime = try make()
             let outcomes: [String] = try runtime.blockOn { () async throws -> [String] in
@@ -159,9 +153,7 @@ final class IOLifecycleTests: XCTestCase {
             XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(name): \(runtime.metrics)")
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
             }()
-            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): a buffer outlived its operations")
-            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
-            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
+            baseline.assertNothingLeaked(name)
         }
     }
 

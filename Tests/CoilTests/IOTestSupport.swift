@@ -1,5 +1,6 @@
 import Coil
 import Foundation
+import XCTest
 
 #if canImport(Glibc)
 import Glibc
@@ -43,5 +44,25 @@ enum IOTestSupport {
     /// Open descriptors of this process.
     static func openDescriptors() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+}
+
+extension IOTestSupport {
+    /// What I/O must give back: open descriptors, live buffers and live operation records, taken
+    /// before a test's runtime exists and checked after it is gone.
+    struct Baseline {
+        let descriptors = IOTestSupport.openDescriptors()
+        let buffers = IODiagnostics.liveBuffers
+        let records = IODiagnostics.liveOperationRecords
+
+        /// Fails the test if a buffer, a record or a descriptor was not given back (records and
+        /// descriptors may take a moment: a worker or the blocking pool releases them).
+        func assertNothingLeaked(_ name: String, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, "\(name): a buffer outlived its operations", file: file, line: line)
+            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records },
+                          "\(name): \(IODiagnostics.liveOperationRecords - records) records leaked", file: file, line: line)
+            XCTAssertTrue(eventually { IOTestSupport.openDescriptors() == descriptors },
+                          "\(name): \(IOTestSupport.openDescriptors() - descriptors) descriptors leaked", file: file, line: line)
+        }
     }
 }

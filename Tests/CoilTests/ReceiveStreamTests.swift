@@ -24,8 +24,7 @@ final class ReceiveStreamTests: XCTestCase {
         let message = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 8) }
         for (name, make) in Self.configurations {
             let fallbacks = IODiagnostics.receiveBufferFallbacks
-            let descriptors = IOTestSupport.openDescriptors()
-            let records = IODiagnostics.liveOperationRecords
+            let baseline = IOTestSupport.Baseline()
             try { () throws in
             let runtime = try make()
             let received: [UInt8] = try runtime.blockOn { () async throws -> [UInt8] in
@@ -70,8 +69,7 @@ final class ReceiveStreamTests: XCTestCase {
             if name.hasSuffix("starved") {
                 XCTAssertGreaterThan(IODiagnostics.receiveBufferFallbacks, fallbacks, "\(name): the ENOBUFS path never ran")
             }
-            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
-            XCTAssertEqual(IOTestSupport.openDescriptors(), descriptors, "\(name): descriptors leaked")
+            baseline.assertNothingLeaked(name)
         }
     }
 

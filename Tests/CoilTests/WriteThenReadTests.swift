@@ -15,8 +15,7 @@ final class WriteThenReadTests: XCTestCase {
     /// swapping two buffers, and checks every reply.
     func testRequestsAndRepliesRoundTrip() throws {
         for (name, make) in Self.flavors {
-            let records = IODiagnostics.liveOperationRecords
-            let buffers = IODiagnostics.liveBuffers
+            let baseline = IOTestSupport.Baseline()
             try { () throws in
             let runtime = try make()
             let failures: [String] = try runtime.blockOn { () async throws -> [String] in
@@ -51,8 +50,7 @@ final class WriteThenReadTests: XCTestCase {
             XCTAssertEqual(failures, [], name)
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
             }()
-            XCTAssertEqual(IODiagnostics.liveBuffers, buffers, name)
-            XCTAssertTrue(eventually { IODiagnostics.liveOperationRecords == records }, "\(name): records leaked")
+            baseline.assertNothingLeaked(name)
         }
     }
 

@@ -223,17 +223,17 @@ public final class File: @unchecked Sendable {
 
     /// Flushes the file's data and metadata to the device (`fsync`).
     public func sync(timeout: Duration? = nil) async throws(IOError) {
-        try await IOOperation.start { op in
-            op.request = .fsync(fd: descriptor.fd, dataOnly: false)
-            op.owner = descriptor
-            op.timeout = timeout?.clampedNanoseconds ?? 0
-        }.wait(IOOperation.done)
+        try await flush(dataOnly: false, timeout: timeout)
     }
 
     /// Flushes the file's data (and only the metadata needed to read it back: `fdatasync`).
     public func syncData(timeout: Duration? = nil) async throws(IOError) {
+        try await flush(dataOnly: true, timeout: timeout)
+    }
+
+    private func flush(dataOnly: Bool, timeout: Duration?) async throws(IOError) {
         try await IOOperation.start { op in
-            op.request = .fsync(fd: descriptor.fd, dataOnly: true)
+            op.request = .fsync(fd: descriptor.fd, dataOnly: dataOnly)
             op.owner = descriptor
             op.timeout = timeout?.clampedNanoseconds ?? 0
         }.wait(IOOperation.done)

@@ -17,7 +17,9 @@ final class IODriver: @unchecked Sendable {
     private unowned(unsafe) let worker: Worker
     var ring: OpaquePointer? = nil
     /// Blank records for reuse: a fixed stack (a pointer, not an array, so that the hot path has
-    /// no exclusivity checks or reallocation).
+    /// no exclusivity checks or reallocation). Entries `0..<pooled` each hold one retain of their
+    /// record (taken in `recycle`, handed back by `makeOperation`, dropped by `drainPool`); owner
+    /// thread only.
     private let pool = UnsafeMutablePointer<Unmanaged<IOOperation>>.allocate(capacity: IODriver.maxPooled)
     private var pooled = 0
     /// Operations submitted whose final CQE has not arrived (written by the owner, read anywhere).
