@@ -35,15 +35,25 @@ extension Future where Self: ~Copyable {
 
 /// A future that is ready on its first poll. See `ready(_:)`.
 public struct Ready<Output>: Future {
-    @usableFromInline var value: Output?
+    // The only stored property: a `Ready<Output>` is laid out exactly as its `Output`
+    // (`_pollStage` relies on it; TaskLayoutTests checks it).
+    @usableFromInline var value: Output
 
     /// A future whose first poll returns `value`.
     @inlinable public init(_ value: Output) { self.value = value }
 
+    /// Ready with the value (polling again returns it again).
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Output> {
-        guard let value = value.take() else { preconditionFailure("Ready polled after completion") }
-        return .ready(value)
+        .ready(value)
+    }
+
+    /// As a task's future: the stage holds a `Ready<Output>`, which is laid out as the output it
+    /// becomes, so there is nothing to move. Written out because `Ready` is generic: the default
+    /// witness would run unspecialized and look up the metadata of `Poll<Output>` on every call.
+    @inlinable
+    public static func _pollStage(_ stage: UnsafeMutableRawPointer, _ context: inout Context) -> Bool {
+        true
     }
 }
 

@@ -55,7 +55,7 @@ public struct OwnedTasks: ~Copyable, Sendable {
     public func bind<F: Future & ~Copyable, S: TaskScheduler>(
         _ future: consuming F, scheduler: S
     ) -> Bound<F.Output> {
-        let task = TypedTaskOps<F, S>.allocate(future: future, scheduler: scheduler)
+        let task = TypedTaskOps<F, F.Output, S>.allocate(future: future, scheduler: scheduler)
         let handle = JoinHandle<F.Output>(unsafeRaw: task)
         let notified = Notified(unsafeRaw: task)
         guard insert(task) else {

@@ -105,8 +105,18 @@ class TaskOps {
     @usableFromInline class func dealloc(_ task: RawTask) { fatalError("abstract") }
     @usableFromInline class func shutdown(_ task: RawTask) { fatalError("abstract") }
     @usableFromInline class func dropJoinHandleSlow(_ task: RawTask) { fatalError("abstract") }
-    @usableFromInline class func tryReadOutput(_ task: RawTask, into destination: UnsafeMutableRawPointer,
-                                               waker: RawWaker) { fatalError("abstract") }
+    @usableFromInline class func takeOutput(_ task: RawTask, waker: RawWaker) -> JoinRead { fatalError("abstract") }
+}
+
+/// What a JoinHandle's poll finds (`TaskOps.takeOutput`).
+@usableFromInline
+enum JoinRead {
+    /// Not complete: the join waker is registered.
+    case pending
+    /// Complete with an output at this address, which the caller now owns and must move out.
+    case output(UnsafeMutableRawPointer)
+    /// Complete without an output.
+    case cancelled
 }
 
 // MARK: - The task's waker

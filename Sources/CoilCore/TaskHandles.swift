@@ -129,12 +129,14 @@ public struct JoinHandle<Success>: ~Copyable, Future {
 
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Output> {
-        var result: Output? = nil
-        withUnsafeMutablePointer(to: &result) { destination in
-            task.ops.tryReadOutput(task, into: UnsafeMutableRawPointer(destination), waker: context.raw)
+        switch task.ops.takeOutput(task, waker: context.raw) {
+        case .pending:
+            return .pending
+        case .output(let stage):
+            return .ready(.success(stage.assumingMemoryBound(to: Success.self).move()))
+        case .cancelled:
+            return .ready(.failure(JoinError(id: task.id, reason: .cancelled)))
         }
-        guard let result else { return .pending }
-        return .ready(result)
     }
 
     @inlinable

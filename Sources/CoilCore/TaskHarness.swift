@@ -5,11 +5,18 @@ enum StageTag: UInt8 {
     case future, output, cancelled, consumed
 }
 
-/// The typed operations of a task running future `F` on scheduler `S`: the layout after the
-/// header, polling, completion, cancellation, the join protocol and deallocation.
+/// The typed operations of a task running future `F` (whose output is `Output`) on scheduler
+/// `S`: the layout after the header, polling, completion, cancellation, the join protocol and
+/// deallocation.
+///
+/// These class methods run unspecialized (a class's methods are called through its vtable), so
+/// every type they touch must come from the class's own generic arguments: `Output` is one of
+/// them (rather than `F.Output`, which would cost an associated-type lookup per use), and nothing
+/// here builds a generic type such as `Result<Output, JoinError>` or `Poll<Output>`, whose
+/// metadata an unspecialized caller looks up in a global hash table on every use. The typed work
+/// that needs one happens in specialized code: `Future._pollStage` and `JoinHandle.poll`.
 @usableFromInline
-final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
-    @usableFromInline typealias Output = F.Output
+final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskOps where F.Output == Output {
 
     // MARK: Layout
 
@@ -55,7 +62,7 @@ final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
         let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: alignment)
         let task = RawTask(pointer)
         pointer.bindMemory(to: TaskHeader.self, capacity: 1)
-            .initialize(to: TaskHeader(ops: TypedTaskOps<F, S>.self, id: TaskID.next()))
+            .initialize(to: TaskHeader(ops: TypedTaskOps<F, Output, S>.self, id: TaskID.next()))
         (pointer + schedulerOffset).bindMemory(to: S.self, capacity: 1).initialize(to: scheduler)
         (pointer + stageTagOffset).bindMemory(to: StageTag.self, capacity: 1).initialize(to: .future)
         (pointer + stageOffset).bindMemory(to: F.self, capacity: 1).initialize(to: future)
@@ -190,21 +197,20 @@ final class TypedTaskOps<F: Future & ~Copyable, S: TaskScheduler>: TaskOps {
 
     // MARK: Join
 
-    /// Writes `.some(result)` into `destination` (a `Result<Output, JoinError>?` holding nil) if the
-    /// task has completed; otherwise registers `waker` as the join waker.
+    /// If the task has completed, hands its output over: `.output` points at it (the caller moves
+    /// it out; the stage is marked consumed), `.cancelled` says there is none. Otherwise registers
+    /// `waker` as the join waker and returns `.pending`.
     @inlinable
-    override class func tryReadOutput(_ task: RawTask, into destination: UnsafeMutableRawPointer,
-                                      waker: RawWaker) {
-        guard canReadOutput(task, waker: waker) else { return }
+    override class func takeOutput(_ task: RawTask, waker: RawWaker) -> JoinRead {
+        guard canReadOutput(task, waker: waker) else { return .pending }
         // SAFETY: rule 3, COMPLETE with JOIN_INTEREST held by the caller: the stage is ours.
-        let result: Result<Output, JoinError>
-        switch stageTag(task).pointee {
-        case .output: result = .success(output(task).move())
-        case .cancelled: result = .failure(JoinError(id: task.id, reason: .cancelled))
+        let tag = stageTag(task).pointee
+        stageTag(task).pointee = .consumed
+        switch tag {
+        case .output: return .output(task.pointer + stageOffset)
+        case .cancelled: return .cancelled
         case .future, .consumed: preconditionFailure("JoinHandle polled after it returned its result")
         }
-        stageTag(task).pointee = .consumed
-        destination.assumingMemoryBound(to: Result<Output, JoinError>?.self).pointee = result
     }
 
     @inlinable

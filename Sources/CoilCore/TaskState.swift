@@ -50,19 +50,21 @@ import Synchronization
 public struct TaskState: Hashable, Sendable, CustomStringConvertible {
     public var bits: UInt64
 
-    public static let running: UInt64 = 1 << 0
-    public static let complete: UInt64 = 1 << 1
-    public static let notified: UInt64 = 1 << 2
-    public static let joinInterest: UInt64 = 1 << 3
-    public static let joinWaker: UInt64 = 1 << 4
-    public static let cancelled: UInt64 = 1 << 5
-    public static let refShift: UInt64 = 6
-    public static let refOne: UInt64 = 1 << refShift
-    public static let flagMask: UInt64 = refOne - 1
+    // Computed and inlinable, so that other modules fold them into constants instead of calling a
+    // lazy global's accessor (spawn reads `initial` on every task).
+    @inlinable public static var running: UInt64 { 1 << 0 }
+    @inlinable public static var complete: UInt64 { 1 << 1 }
+    @inlinable public static var notified: UInt64 { 1 << 2 }
+    @inlinable public static var joinInterest: UInt64 { 1 << 3 }
+    @inlinable public static var joinWaker: UInt64 { 1 << 4 }
+    @inlinable public static var cancelled: UInt64 { 1 << 5 }
+    @inlinable public static var refShift: UInt64 { 6 }
+    @inlinable public static var refOne: UInt64 { 1 << refShift }
+    @inlinable public static var flagMask: UInt64 { refOne - 1 }
 
     /// A freshly spawned task: three references (owned list, first Notified, JoinHandle), notified,
     /// with join interest.
-    public static let initial = TaskState(bits: 3 * refOne | notified | joinInterest)
+    @inlinable public static var initial: TaskState { TaskState(bits: 3 * refOne | notified | joinInterest) }
 
     /// The state whose word is `bits`.
     @inlinable public init(bits: UInt64) { self.bits = bits }

@@ -220,8 +220,11 @@ public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.
         preconditionFailure("spawn called outside a Coil runtime (not on a worker, a blocking thread, or inside blockOn)")
     }
     // Not retained: the thread is inside the runtime, which keeps it alive.
-    unowned(unsafe) let shared = Unmanaged<Shared>.fromOpaque(raw).takeUnretainedValue()
-    return shared.spawn(future)
+    // Borrowed, not retained (a retain per spawn would have every worker write one count).
+    var future = Optional(future)
+    var handle: JoinHandle<F.Output>? = nil
+    Unmanaged<Shared>.fromOpaque(raw)._withUnsafeGuaranteedRef { handle = $0.spawn(future.take()!) }
+    return handle.take()!
 }
 
 /// Runs `body` on the blocking pool of the runtime the caller is in.
