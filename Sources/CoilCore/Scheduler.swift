@@ -1,5 +1,11 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// What a task needs from the scheduler that owns it. All three may be called from any thread
 /// (a waker can be woken anywhere), so conformers are `Sendable`.
 public protocol TaskScheduler: Sendable {
@@ -20,20 +26,62 @@ extension TaskScheduler {
 }
 
 /// The set of tasks a scheduler owns: one reference each, from spawn until the task is released at
-/// completion or shut down. An intrusive doubly linked list through the task headers, under a lock
-/// (only spawn, completion and shutdown take it, never a poll or a wake).
-public struct OwnedTasks: ~Copyable, Sendable {
-    struct List: @unchecked Sendable {
-        // SAFETY: the links are only touched while the lock is held.
+/// completion or shut down. Intrusive doubly linked lists through the task headers, sharded by
+/// task ID, each shard under its own lock (only spawn, completion and shutdown take one, never a
+/// poll or a wake), so that workers spawning and completing tasks at once rarely meet on a lock.
+public struct OwnedTasks: ~Copyable, @unchecked Sendable {
+    // SAFETY: a shard's list and the links of the tasks in it are only touched while its mutex
+    // is held; the shard table itself never changes after init.
+    struct List {
         var head: UnsafeMutableRawPointer? = nil
         var count = 0
         var closed = false
     }
 
-    let list = LockedValue(List())
+    /// One lock and its list, padded to two cache lines so that shards never share one.
+    struct Shard {
+        var mutex = pthread_mutex_t()
+        var list = List()
+        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    }
 
-    /// An empty, open list.
-    public init() {}
+    let shards: UnsafeMutablePointer<Shard>
+    let shardMask: UInt64
+
+    /// An empty, open list of `shards` shards (rounded up to a power of two).
+    public init(shards: Int = 1) {
+        var count = 1
+        while count < shards { count <<= 1 }
+        self.shards = .allocate(capacity: count)
+        shardMask = UInt64(count - 1)
+        for i in 0..<count {
+            (self.shards + i).initialize(to: Shard())
+            pthread_mutex_init(Self.mutex(self.shards + i), nil)
+        }
+    }
+
+    deinit {
+        for i in 0...Int(shardMask) {
+            pthread_mutex_destroy(Self.mutex(shards + i))
+        }
+        shards.deinitialize(count: Int(shardMask) + 1)
+        shards.deallocate()
+    }
+
+    static func mutex(_ shard: UnsafeMutablePointer<Shard>) -> UnsafeMutablePointer<pthread_mutex_t> {
+        (UnsafeMutableRawPointer(shard) + MemoryLayout<Shard>.offset(of: \Shard.mutex)!)
+            .assumingMemoryBound(to: pthread_mutex_t.self)
+    }
+
+    /// Runs `body` on shard `index`'s list under its lock.
+    func withShard<R: ~Copyable>(_ index: Int, _ body: (inout List) -> R) -> R {
+        let shard = shards + index
+        pthread_mutex_lock(Self.mutex(shard))
+        defer { pthread_mutex_unlock(Self.mutex(shard)) }
+        return body(&shard.pointee.list)
+    }
+
+    func shardIndex(_ task: RawTask) -> Int { Int(task.id.rawValue & shardMask) }
 
     /// A spawned task, as `bind` hands it back.
     @frozen
@@ -68,7 +116,7 @@ public struct OwnedTasks: ~Copyable, Sendable {
 
     @usableFromInline
     func insert(_ task: RawTask) -> Bool {
-        list.withLock { list in
+        withShard(shardIndex(task)) { list in
             guard !list.closed else { return false }
             task.ownedNext = list.head
             if let head = list.head { RawTask(head).ownedPrev = task.pointer }
@@ -80,7 +128,7 @@ public struct OwnedTasks: ~Copyable, Sendable {
 
     /// Unlinks `task` if it is in the list; returns whether it was (see `TaskScheduler.release`).
     public func remove(_ task: RawTask) -> Bool {
-        list.withLock { list in
+        withShard(shardIndex(task)) { list in
             let linked = list.head == task.pointer || task.ownedPrev != nil
             guard linked else { return false }
             Self.unlink(task, from: &list)
@@ -97,26 +145,28 @@ public struct OwnedTasks: ~Copyable, Sendable {
     }
 
     /// How many tasks are alive and owned.
-    public var count: Int { list.withLock { $0.count } }
+    public var count: Int { (0...Int(shardMask)).reduce(0) { sum, i in sum + withShard(i) { $0.count } } }
 
     /// Whether `closeAndShutdownAll` ran: new tasks are cancelled at once.
-    public var isClosed: Bool { list.withLock { $0.closed } }
+    public var isClosed: Bool { withShard(0) { $0.closed } }
 
     /// Refuses further tasks, then shuts down every owned task: idle ones are cancelled here (their
     /// futures dropped on this thread), running ones by their poller. Returns how many were shut down.
     @discardableResult
     public func closeAndShutdownAll() -> Int {
-        list.withLock { $0.closed = true }
+        for i in 0...Int(shardMask) { withShard(i) { $0.closed = true } }
         var shutDown = 0
-        while let task = popFirst() {
-            task.shutdown()
-            shutDown += 1
+        for i in 0...Int(shardMask) {
+            while let task = popFirst(shard: i) {
+                task.shutdown()
+                shutDown += 1
+            }
         }
         return shutDown
     }
 
-    func popFirst() -> OwnedTask? {
-        list.withLock { list -> OwnedTask? in
+    func popFirst(shard: Int) -> OwnedTask? {
+        withShard(shard) { list -> OwnedTask? in
             guard let head = list.head else { return nil }
             let task = RawTask(head)
             Self.unlink(task, from: &list)

@@ -15,10 +15,18 @@ final class Shared: @unchecked Sendable {
     // SAFETY: `workers` is written once, before any worker or handle can read it; everything
     // else is immutable, atomic, or behind a lock.
     let config: RuntimeConfiguration
-    var workers: [Worker] = []
+    var workers: [Worker] = [] {
+        didSet {
+            workerTable?.deallocate()
+            workerTable = .allocate(capacity: workers.count)
+            for (i, worker) in workers.enumerated() { workerTable![i] = Unmanaged.passUnretained(worker) }
+        }
+    }
+    /// `workers` unretained, for waking one without retaining it (the array keeps them alive).
+    private var workerTable: UnsafeMutablePointer<Unmanaged<Worker>>? = nil
     let workerCount: Int
     let idle: Idle
-    @usableFromInline let owned = OwnedTasks()
+    @usableFromInline let owned: OwnedTasks
     let inject: OpaquePointer
     let injectClosed = Atomic<Bool>(false)
     private let shuttingDown = Atomic<Bool>(false)
@@ -38,6 +46,8 @@ final class Shared: @unchecked Sendable {
         self.config = config
         workerCount = config.flavor == .currentThread ? 1 : config.workerThreads
         idle = Idle(workerCount: workerCount)
+        // Four shards per worker, as Tokio's owned-task list has.
+        owned = OwnedTasks(shards: workerCount * 4)
         guard let inject = coil_umpmc_create() else { throw .invalidConfiguration("out of memory") }
         self.inject = inject
         blocking = BlockingPool(maxThreads: config.maxBlockingThreads, keepAlive: config.blockingKeepAlive,
@@ -48,6 +58,7 @@ final class Shared: @unchecked Sendable {
     deinit {
         drainInject()
         coil_umpmc_destroy(inject)
+        workerTable?.deallocate()
     }
 
     var isShuttingDown: Bool { shuttingDown.load(ordering: .relaxed) }
@@ -156,9 +167,9 @@ final class Shared: @unchecked Sendable {
     func notifyParked() {
         if config.flavor == .currentThread {
             // No idle protocol: the thread in blockOn parks in the ring and rechecks the queues.
-            workers[0].unpark()
+            workerTable![0]._withUnsafeGuaranteedRef { $0.unpark() }
         } else if let index = idle.workerToNotify() {
-            workers[index].unpark()
+            workerTable![index]._withUnsafeGuaranteedRef { $0.unpark() }
         }
     }
 

@@ -13,6 +13,10 @@ final class Worker: @unchecked Sendable {
     let index: Int
     /// Unowned: the shared state owns the workers (and outlives their threads, which hold it).
     unowned(unsafe) let shared: Shared
+    /// The same, for the hot paths (`withShared`): a method called on `shared` retains and
+    /// releases it first, and with several workers those counts bounce one cache line between
+    /// them on every schedule.
+    private let sharedRef: Unmanaged<Shared>
     let queue: OpaquePointer
     private let overflow: UnsafeMutablePointer<UInt64>
     private let lifoEnabled: Bool
@@ -52,6 +56,7 @@ final class Worker: @unchecked Sendable {
         }
         self.index = index
         self.shared = shared
+        sharedRef = Unmanaged.passUnretained(shared)
         self.queue = queue
         let capacity = Int(coil_localq_capacity(queue))
         overflow = .allocate(capacity: capacity / 2 + 1)
@@ -160,7 +165,7 @@ final class Worker: @unchecked Sendable {
         }
         // A stealable task appeared: wake a sibling if nobody is searching. Not while this worker
         // is coming out of its own park (it is about to run the task itself).
-        if published && workerCount > 1 && !inPark { shared.notifyParked() }
+        if published && workerCount > 1 && !inPark { withShared { $0.notifyParked() } }
     }
 
     /// Pushes at the back of the local queue; when it is full, half of it and `word` go to the
@@ -170,7 +175,7 @@ final class Worker: @unchecked Sendable {
         if spilled > 0 {
             overflows.store(overflows.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
             for i in 0..<Int(spilled) { pushInject(overflow[i]) }
-            if workerCount > 1 { shared.notifyParked() }
+            if workerCount > 1 { withShared { $0.notifyParked() } }
         }
     }
 
@@ -179,7 +184,7 @@ final class Worker: @unchecked Sendable {
     private func pushInject(_ word: UInt64) {
         let pushed = coil_umpmc_push(inject, word)
         precondition(pushed, "out of memory growing the inject queue")
-        if shared.injectClosed.load(ordering: .sequentiallyConsistent) { shared.drainInject() }
+        if withShared({ $0.injectClosed.load(ordering: .sequentiallyConsistent) }) { withShared { $0.drainInject() } }
     }
 
     @inline(__always)
@@ -227,7 +232,7 @@ final class Worker: @unchecked Sendable {
         if !isSearching {
             // Even a lone worker becomes a searcher: the last searcher to park rechecks the
             // inject queue, which is what closes the race with a remote spawn (see Idle).
-            guard shared.idle.transitionToSearching() else { return nil }
+            guard withShared({ $0.idle.transitionToSearching() }) else { return nil }
             isSearching = true
         }
         guard count > 1 else { return popInject() }
@@ -252,8 +257,13 @@ final class Worker: @unchecked Sendable {
     func transitionFromSearching() {
         guard isSearching else { return }
         isSearching = false
-        if shared.idle.transitionFromSearching() { shared.notifyParked() }
+        withShared { shared in
+            if shared.idle.transitionFromSearching() { shared.notifyParked() }
+        }
     }
+
+    @inline(__always)
+    func withShared<R>(_ body: (Shared) -> R) -> R { sharedRef._withUnsafeGuaranteedRef(body) }
 
     // MARK: Running
 
@@ -265,7 +275,7 @@ final class Worker: @unchecked Sendable {
             // awaits through `value()` must not see a spent budget (they would spin in the job).
             let budget = coil_context_budget()
             coil_context_set_budget(-1)
-            RunQueueEntry.job(word).runSynchronously(on: shared.jobExecutor!)
+            withShared { RunQueueEntry.job(word).runSynchronously(on: $0.jobExecutor!) }
             coil_context_set_budget(budget)
         } else {
             RunQueueEntry.task(word).run()
@@ -283,7 +293,7 @@ final class Worker: @unchecked Sendable {
         while lifo != 0 {
             let next = lifo
             lifo = 0
-            if lifoPolls >= Self.maxLIFOPolls || coil_context_budget() <= 0 || shared.isShuttingDown {
+            if lifoPolls >= Self.maxLIFOPolls || coil_context_budget() <= 0 || withShared(\.isShuttingDown) {
                 pushBack(next)
                 break
             }
