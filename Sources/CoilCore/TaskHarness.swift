@@ -85,9 +85,8 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
             case .ok:
                 return
             case .okNotified:
-                // Woken while running: the transition took a reference for a new Notified (rule 4).
+                // Woken while running: this poll's reference becomes the new Notified's (rule 4).
                 scheduler(task).pointee.yieldNow(Notified(unsafeRaw: task))
-                task.dropReference()
             case .okDealloc:
                 dealloc(task)
             case .cancelled:

@@ -32,7 +32,7 @@ import Synchronization
 //      JOIN_INTEREST is set. Whoever clears JOIN_INTEREST after COMPLETE drops the output; a completer
 //      that finds JOIN_INTEREST already clear drops it itself.
 //   4. At most one Notified exists at a time: one is created only when NOTIFIED goes from clear to set
-//      on an idle task, or at to-idle when NOTIFIED is set (the poll's own was consumed). So one
+//      on an idle task, or at to-idle when NOTIFIED is set (the poll's own reference becomes it). So one
 //      intrusive queue link per task is enough.
 //   5. The join-waker field: while JOIN_WAKER is clear and the task is not COMPLETE, only the
 //      JoinHandle touches it (write, replace, drop). While JOIN_WAKER is set it is read-only for both
@@ -180,7 +180,8 @@ extension TaskState {
         var next = state
         next.clear(running)
         if next.isNotified {
-            next.incrementRef()
+            // The poller's reference passes to the new Notified (one less RMW than a new
+            // reference for it and a drop of the poller's).
             return (next, .okNotified)
         }
         next.decrementRef()

@@ -20,7 +20,7 @@ struct TaskModel {
 
     enum PC: Hashable {
         // runner
-        case runnerIdle, runnerHasNotified, runnerPolling, runnerSelfWoke, runnerToIdle, runnerYieldDrop
+        case runnerIdle, runnerHasNotified, runnerPolling, runnerSelfWoke, runnerToIdle
         // completion (runner or shutdown), holding RUNNING
         case cancelling, completeStart, completeDropStage, completeWake, completeUnsetWaker, completeDropWaker
         case completeRelease, completeTerminal(UInt64)
@@ -39,7 +39,7 @@ struct TaskModel {
         /// References this program counter holds.
         var heldReferences: UInt64 {
             switch self {
-            case .runnerHasNotified, .runnerPolling, .runnerSelfWoke, .runnerToIdle, .runnerYieldDrop,
+            case .runnerHasNotified, .runnerPolling, .runnerSelfWoke, .runnerToIdle,
                  .cancelling, .completeStart, .completeDropStage, .completeWake, .completeUnsetWaker,
                  .completeDropWaker, .completeRelease:
                 return 1
@@ -168,12 +168,10 @@ struct TaskModel {
             w.state = state
             switch outcome {
             case .ok: w.runningOwner = nil; w.pcs[me] = .runnerIdle
-            case .okNotified: w.runningOwner = nil; w.queue += 1; w.pcs[me] = .runnerYieldDrop
+            case .okNotified: w.runningOwner = nil; w.queue += 1; w.pcs[me] = .runnerIdle  // our reference is the Notified's
             case .okDealloc: w.runningOwner = nil; w.pcs[me] = .deallocating
             case .cancelled: w.pcs[me] = .cancelling
             }
-        case .runnerYieldDrop:
-            try decrement(&w, me: me, then: .runnerIdle)
 
         // Completion
         case .cancelling:

@@ -38,7 +38,7 @@ final class TaskStateTests: XCTestCase {
         XCTAssertEqual(S.transitionToIdle(state(refs: 1, S.running)).1, .okDealloc)
         let (next, outcome) = S.transitionToIdle(state(refs: 2, S.running, S.notified))
         XCTAssertEqual(outcome, .okNotified)
-        XCTAssertEqual(next, state(refs: 3, S.notified))
+        XCTAssertEqual(next, state(refs: 2, S.notified))  // the poller's reference is the new Notified's
         XCTAssertEqual(S.transitionToIdle(state(refs: 2, S.running, S.cancelled)).1, .cancelled)
     }
 
