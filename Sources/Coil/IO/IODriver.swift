@@ -125,13 +125,20 @@ final class IODriver: @unchecked Sendable {
             finish(op, result: ret, flags: 0)
             return
         }
-        inKernel(op)
+        inKernel(op, retain: op.sink != nil)
     }
 
-    /// The kernel's reference: the record lives until its final CQE even if every waiter is gone
-    /// (released in `complete`).
-    private func inKernel(_ op: IOOperation) {
-        _ = Unmanaged.passRetained(op)
+    /// Marks `op` in flight. Who keeps the record alive until its final CQE (R4): a single-shot
+    /// operation's waiter holds it until it has taken the result, and a waiter that leaves first
+    /// hands the driver a reference of its own (`IOOperation.drop`), so the common path takes no
+    /// reference here. Multishot operations and linked pairs, whose holders can let go while the
+    /// kernel still posts completions, get a kernel reference (`retain`), released at the final
+    /// CQE in `complete`.
+    private func inKernel(_ op: IOOperation, retain: Bool) {
+        if retain {
+            _ = Unmanaged.passRetained(op)
+            op.kernelRetained = true
+        }
         op.inFlight = true
         inFlight += 1
     }
@@ -156,8 +163,8 @@ final class IODriver: @unchecked Sendable {
         _ = second.prepare(on: ring)
         second.linkHead = first
         second.linkHeadUserData = first.userData
-        inKernel(first)
-        inKernel(second)
+        inKernel(first, retain: true)
+        inKernel(second, retain: true)
     }
 
     /// Asks the kernel to cancel `op` if it is still the use whose user data is `userData`.
@@ -191,8 +198,13 @@ final class IODriver: @unchecked Sendable {
         op.closeUntakenDescriptor()
         if isOwnerThread {
             recycle(op)
-            return
+        } else {
+            handOver(op)
         }
+    }
+
+    /// A record released on another thread goes back to the owner at its next pass.
+    private func handOver(_ op: IOOperation) {
         let queued = remote.withLock { remote -> Bool in
             guard !remote.closed else { return false }
             remote.released.append(op)
@@ -271,8 +283,11 @@ final class IODriver: @unchecked Sendable {
     /// Handles one CQE addressed to an operation record.
     func complete(userData: UInt64, result kernelResult: Int32, flags: UInt32) {
         let kernelReference = IOOperation.unmanaged(userData: userData)
-        // The kernel's reference keeps the record alive until the release at the end: borrow it.
-        let finished = kernelReference._withUnsafeGuaranteedRef { op -> Bool in
+        // Alive until the end (see `inKernel`): its waiter's, the abandoning waiter's or the
+        // kernel's reference holds it. Borrowed; the kernel's reference, if any, is released
+        // after the final CQE.
+        let releaseKernelReference = kernelReference._withUnsafeGuaranteedRef { op -> Bool in
+            let kernelRetained = op.kernelRetained
             var result = kernelResult
             if op.injectedErrno != 0 {
                 result = -op.injectedErrno
@@ -286,15 +301,15 @@ final class IODriver: @unchecked Sendable {
                 op.inFlight = false
                 countCompleted()
                 recycle(op)
-                return true
+                return kernelRetained
             }
             if result == -EAGAIN && resubmit(op) { return false }
             inFlight -= 1
             countCompleted()
             finish(op, result: result, flags: flags)
-            return true
+            return kernelRetained
         }
-        if finished { kernelReference.release() }
+        if releaseKernelReference { kernelReference.release() }
     }
 
     /// `-EAGAIN` means "try again": the operation goes back to the kernel (at most 3 times, and
@@ -321,9 +336,11 @@ final class IODriver: @unchecked Sendable {
             return
         }
         if op.complete(result: result, flags: flags) {
-            // Abandoned: nobody will take the result.
+            // Abandoned: nobody will take the result. The reference the waiter left with the
+            // driver (`IOOperation.drop`) goes once the record is recycled.
             op.closeUntakenDescriptor()
             if isOwnerThread { recycle(op) }
+            Unmanaged.passUnretained(op).release()
         }
     }
 

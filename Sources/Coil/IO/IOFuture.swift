@@ -27,9 +27,9 @@ public struct IOFuture<Success>: ~Copyable, Future {
     // poll looks up its result type's metadata on every call.
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Result<Success, IOError>> {
-        guard let op else { preconditionFailure("IOFuture polled after it was ready") }
-        guard op.isReady(&context) else { return .pending }
-        self.op = nil
+        guard self.op != nil else { preconditionFailure("IOFuture polled after it was ready") }
+        guard self.op!.isReady(&context) else { return .pending }
+        let op = self.op.take()!
         let output = finish(op)
         op.release()
         return .ready(output)
@@ -53,11 +53,15 @@ extension IOOperation {
     @usableFromInline
     func release() { driver.release(self) }
 
-    /// The waiter is gone before the result: the operation is cancelled if still in flight.
+    /// The waiter is gone before the result: the operation is cancelled if still in flight, and
+    /// the driver gets a reference that keeps the record alive until its CQE (R4). The reference
+    /// is taken before the state says `abandoned`, since the driver may see that at once.
     @usableFromInline
     func drop() {
         let userData = self.userData
+        let leftWithDriver = Unmanaged.passRetained(self)
         if abandon() {
+            leftWithDriver.release()
             driver.release(self)
         } else {
             driver.cancel(self, userData: userData)
@@ -68,10 +72,10 @@ extension IOOperation {
     static func start(_ configure: (IOOperation) -> Void) -> IOOperation {
         // The worker (and its driver) outlive the call: no retain of either.
         if let worker = Worker.currentUnmanaged {
-            return worker._withUnsafeGuaranteedRef { worker in
-                let op = worker.io.makeOperation()
+            return worker._withUnsafeGuaranteedRef { $0.ioRef }._withUnsafeGuaranteedRef { io in
+                let op = io.makeOperation()
                 configure(op)
-                worker.io.start(op)
+                io.start(op)
                 return op
             }
         }

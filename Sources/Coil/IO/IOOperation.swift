@@ -88,9 +88,12 @@ enum IORequest {
 ///   `pending`, and to whoever moves the state out of `waiting`.
 /// - R4. The record is released by whichever side comes second: the waiter when it finds
 ///   `completed`, the driver when the CQE finds `abandoned`; released records go back to their
-///   driver's pool. While an operation is in the kernel, the kernel holds a reference of its own
-///   (retained at prepare, released at the final CQE), so the record never dies under it. A
-///   cancel request holds the record too, and checks `generation` to see whether it is stale.
+///   driver's pool. The record never dies under the kernel: until the final CQE it is held by
+///   its waiter, or, once the waiter abandons it, by a reference the waiter leaves with the
+///   driver (taken before the state says `abandoned`, released by the driver after recycling
+///   the record). Multishot operations and linked pairs instead carry a kernel reference
+///   (retained at prepare, released at the final CQE). A cancel request holds the record too,
+///   and checks `generation` to see whether it is stale.
 /// - R5. A result descriptor (accept, open) nobody takes is closed by whoever frees the record.
 ///
 /// `user_data` = record address | (generation & 15). Swift objects are 16-byte aligned, so the
@@ -114,6 +117,9 @@ final class IOOperation: @unchecked Sendable {
     var generation: UInt64 = 0
     /// Submitted and its final CQE not seen yet (driver thread only).
     var inFlight = false
+    /// The driver holds a reference for the kernel until the final CQE (multishot operations and
+    /// linked pairs; driver thread only).
+    var kernelRetained = false
     /// The waiter took the result (a returned descriptor is theirs now).
     var resultTaken = false
     /// Fault injection: the errno this operation's completion is rewritten to (0: none). An
@@ -177,7 +183,7 @@ final class IOOperation: @unchecked Sendable {
         UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) | (generation & 15)
     }
 
-    /// The record a CQE's user data names, as the kernel's (retained) reference to it.
+    /// The record a CQE's user data names (unretained; see R4 for what keeps it alive).
     static func unmanaged(userData: UInt64) -> Unmanaged<IOOperation> {
         Unmanaged<IOOperation>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(userData & ~15))!)
     }
@@ -224,11 +230,14 @@ final class IOOperation: @unchecked Sendable {
         flags = 0
         generation &+= 1
         inFlight = false
+        kernelRetained = false
         resultTaken = false
         injectedErrno = 0
         retries = 0
-        linkedNext = nil
-        linkHead = nil
+        // (Fields that are usually nil already are only cleared when set: clearing one costs a
+        // call into the runtime even then.)
+        if linkedNext != nil { linkedNext = nil }
+        if linkHead != nil { linkHead = nil }
         cancelRequested = false
         if let waker { waker.vtable.pointee.drop(waker.data) }
         waker = nil
@@ -236,7 +245,7 @@ final class IOOperation: @unchecked Sendable {
         buffer = nil
         if !buffers.isEmpty { buffers.removeAll(keepingCapacity: true) }
         owner = nil
-        sink = nil
+        if sink != nil { sink = nil }
         region = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         if extraSize > 4096 {
             extra?.deallocate()

@@ -155,12 +155,12 @@ public final class TCPStream: @unchecked Sendable {
     /// Receives into `buffer`'s free space; returns the byte count (0: the peer closed its side)
     /// and grows `buffer.count` by it. The buffer must have free space.
     nonisolated(nonsending) public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
-        try await startRead(into: buffer, timeout: timeout).wait(Self.finishRead)
+        try await startRead(into: buffer, timeout: timeout).wait(TCPStream.finishRead)
     }
 
     /// ``read(into:timeout:)`` as a future.
     public func readFuture(into buffer: IOBuffer, timeout: Duration? = nil) -> IOFuture<Int> {
-        IOFuture(startRead(into: buffer, timeout: timeout), finish: Self.finishRead)
+        IOFuture(startRead(into: buffer, timeout: timeout), finish: TCPStream.finishRead)
     }
 
     private func startRead(into buffer: IOBuffer, timeout: Duration?) -> IOOperation {

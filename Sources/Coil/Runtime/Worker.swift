@@ -36,6 +36,8 @@ final class Worker: @unchecked Sendable {
     let wheel: TimerWheel
     /// The worker's I/O: operations on its ring (set at the end of init; never nil after).
     private(set) var io: IODriver! = nil
+    /// `io` unretained, for the per-operation path (a load of `io` retains and releases it).
+    private(set) var ioRef: Unmanaged<IODriver>! = nil
 
     static let running = 0, parked = 1, notified = 2
     let parkState = Atomic<Int>(Worker.running)
@@ -69,6 +71,7 @@ final class Worker: @unchecked Sendable {
         wheel = TimerWheel(now: MonotonicTime.milliseconds(), id: 0)
         wheel.id = Int(bitPattern: Unmanaged.passUnretained(self).toOpaque())
         io = IODriver(worker: self)
+        ioRef = Unmanaged.passUnretained(io)
     }
 
     deinit {
