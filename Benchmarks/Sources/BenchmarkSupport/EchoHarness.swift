@@ -1,11 +1,16 @@
 import Coil
 import Glibc
 
-/// An echo server on a Coil runtime (one Swift task per connection, `read(into:)` then
-/// `writeAll`, as coil-echo serves), driven by a blocking client on the calling thread written
+/// An echo server on a Coil runtime, driven by a blocking client on the calling thread written
 /// against the plain socket calls so that the client allocates nothing. Counting allocations
 /// over `roundTrips` gives the server's allocations per echoed message.
+///
+/// Each connection is served as coil-echo's styles serve it: a Swift task awaiting `read(into:)`
+/// then `writeAll` (`async`; `receiveStream` reads through the connection's receive stream), or
+/// a Coil task polling a hand-written future of I/O futures (`futures`, coil-echo's default).
 public final class EchoHarness {
+    public enum Style: String, CaseIterable, Sendable { case async, receiveStream = "receive stream", futures }
+
     let runtime: Runtime
     let listener: TCPListener
     let client: Int32
@@ -13,7 +18,8 @@ public final class EchoHarness {
     var reply: [UInt8]
 
     /// `receiveStream`: the server reads through the connection's receive stream (multishot).
-    public init(workers: Int, messageSize: Int = 64, receiveStream: Bool = false) throws {
+    public init(workers: Int, messageSize: Int = 64, style: Style = .async) throws {
+        let receiveStream = style == .receiveStream
         runtime = try Runtime.Builder.multiThread().workerThreads(workers).build()
         listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
         let listener = self.listener
@@ -21,6 +27,10 @@ public final class EchoHarness {
         runtime.blockOn {
             Task(executorPreference: runtime) {
                 while let stream = try? await listener.accept() {
+                    if style == .futures {
+                        _ = runtime.spawn(FutureEcho(stream: stream))
+                        continue
+                    }
                     Task(executorPreference: runtime) {
                         let buffer = IOBuffer(capacity: 16384)
                         try? stream.setNoDelay(true)
@@ -74,5 +84,44 @@ public final class EchoHarness {
         close(client)
         listener.close()
         runtime.shutdown(timeout: .seconds(5))
+    }
+}
+
+/// One connection as a hand-written future: read, then write the bytes back (continuing after
+/// short writes), until the peer closes.
+struct FutureEcho: Future, ~Copyable {
+    let stream: TCPStream
+    let buffer = IOBuffer(capacity: 16384)
+    var reading: IOFuture<Int>?
+    var writing: IOFuture<Int>? = nil
+    var sent = 0
+
+    init(stream: TCPStream) {
+        self.stream = stream
+        try? stream.setNoDelay(true)
+        reading = stream.readFuture(into: buffer)
+    }
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        while true {
+            if reading != nil {
+                guard case .ready(let result) = reading!.poll(&context) else { return .pending }
+                reading = nil
+                guard case .success(let n) = result, n > 0 else { return .ready(()) }
+                sent = 0
+                writing = stream.writeFuture(buffer)
+            } else {
+                guard case .ready(let result) = writing!.poll(&context) else { return .pending }
+                writing = nil
+                guard case .success(let n) = result, n > 0 else { return .ready(()) }
+                sent += n
+                if sent < buffer.count {
+                    writing = stream.writeFuture(buffer, from: sent)
+                } else {
+                    buffer.clear()
+                    reading = stream.readFuture(into: buffer)
+                }
+            }
+        }
     }
 }
