@@ -28,6 +28,26 @@ final class TaskShutdownTests: XCTestCase {
         XCTAssertEqual(log.count(.futureDrops), 3)
     }
 
+    func testShardedOwnedListCountsReleasesAndShutsDownEveryShard() {
+        XCTAssertEqual(OwnedTasks(shards: 3).shardMask, 3, "rounded up to a power of two")
+        XCTAssertEqual(OwnedTasks().shardMask, 0)
+        let runtime = TestRuntime(), log = runtime.log
+        let gates = (0..<20).map { _ in Gate() }
+        for i in 0..<20 {
+            _ = runtime.spawn(GatedFuture(gates[i], log))
+            _ = runtime.spawn(CountingReady(log: log, value: i))
+        }
+        XCTAssertEqual(runtime.shared.owned.count, 40)
+        runtime.runAll()
+        XCTAssertEqual(runtime.shared.owned.count, 20, "finished tasks left their shards")
+        XCTAssertEqual(runtime.shared.owned.closeAndShutdownAll(), 20, "every shard was shut down")
+        XCTAssertEqual(runtime.shared.owned.count, 0)
+        XCTAssertTrue(runtime.shared.owned.isClosed)
+        for gate in gates { gate.dropWaker() }
+        XCTAssertEqual(log.count(.futureDrops), 40)
+        XCTAssertEqual(log.count(.deallocs), 40)
+    }
+
     func testShutdownWhileATaskRunsLeavesTheCancellationToItsPoller() {
         let runtime = TestRuntime(), log = runtime.log
         var polls = 0

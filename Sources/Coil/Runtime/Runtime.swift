@@ -219,8 +219,8 @@ public func spawn<F: Future & ~Copyable>(_ future: consuming F) -> JoinHandle<F.
     guard let raw = coil_context_runtime() else {
         preconditionFailure("spawn called outside a Coil runtime (not on a worker, a blocking thread, or inside blockOn)")
     }
-    // Not retained: the thread is inside the runtime, which keeps it alive.
-    // Borrowed, not retained (a retain per spawn would have every worker write one count).
+    // Borrowed, not retained: the thread is inside the runtime, which keeps it alive (and a
+    // retain per spawn would have every worker write one count).
     var future = Optional(future)
     var handle: JoinHandle<F.Output>? = nil
     Unmanaged<Shared>.fromOpaque(raw)._withUnsafeGuaranteedRef { handle = $0.spawn(future.take()!) }

@@ -11,12 +11,12 @@ final class Worker: @unchecked Sendable {
     // SAFETY: non-atomic fields are owner-only (see above); other threads use `queue` through
     // its stealer operations, `parkState`/`ringPointer` through `unpark`, and the counters.
     let index: Int
-    /// Unowned: the shared state owns the workers (and outlives their threads, which hold it).
-    unowned(unsafe) let shared: Shared
-    /// The same, for the hot paths (`withShared`): a method called on `shared` retains and
-    /// releases it first, and with several workers those counts bounce one cache line between
-    /// them on every schedule.
+    /// Unretained: the shared state owns the workers (and outlives their threads, which hold it).
+    /// Hot paths borrow it through `withShared`: a method called on `shared` retains and releases
+    /// it first, and with several workers those counts bounce one cache line between them on
+    /// every schedule.
     private let sharedRef: Unmanaged<Shared>
+    var shared: Shared { sharedRef.takeUnretainedValue() }
     let queue: OpaquePointer
     private let overflow: UnsafeMutablePointer<UInt64>
     private let lifoEnabled: Bool
@@ -57,7 +57,6 @@ final class Worker: @unchecked Sendable {
             throw .invalidConfiguration("local queue capacity \(localQueueCapacity) (1...\(COIL_LOCALQ_MAX_CAPACITY))")
         }
         self.index = index
-        self.shared = shared
         sharedRef = Unmanaged.passUnretained(shared)
         self.queue = queue
         let capacity = Int(coil_localq_capacity(queue))
