@@ -1,5 +1,6 @@
 import Coil
 import CoilTestSupport
+import Synchronization
 import XCTest
 
 /// oneshot, mpsc, Notify, Semaphore and AsyncMutex: each wakes exactly the waiters it should and
@@ -32,6 +33,100 @@ final class SyncPrimitiveTests: XCTestCase {
         guard case .failure(let error) = tx.send(7) else { return XCTFail("send succeeded without a receiver") }
         XCTAssertEqual(error.value, 7)
         XCTAssertTrue(tx.isClosed)
+    }
+
+    /// Every value a oneshot carries is released exactly once, on every path: received, sent to
+    /// a receiver dropped before or after the send, a second send refused. Once for a value that
+    /// fits the channel's inline room (a reference) and once for one that takes a heap cell (a
+    /// 40-byte struct holding a reference).
+    func testOneshotReleasesEveryValueExactlyOnce() {
+        func check<T>(_ wrap: (Payload) -> T, _ unwrap: (T) -> Payload, _ label: String) {
+            let lives = Payload.Counter()
+            do {
+                let (tx, rx) = Oneshot.channel(of: T.self)
+                XCTAssertNil(rx.tryReceive(), label)
+                guard case .success = tx.send(wrap(Payload(1, lives))) else { return XCTFail(label) }
+                guard case .failure(let again) = tx.send(wrap(Payload(2, lives))) else { return XCTFail(label) }
+                XCTAssertEqual(unwrap(again.value).id, 2, label)
+                guard case .success(let value)? = rx.tryReceive() else { return XCTFail(label) }
+                XCTAssertEqual(unwrap(value).id, 1, label)
+            }
+            do {
+                let (tx, rx) = Oneshot.channel(of: T.self)
+                _ = tx.send(wrap(Payload(3, lives)))
+                _ = rx  // sent, never received: the receiver's drop releases it
+            }
+            do {
+                var pair: (OneshotSender<T>, OneshotReceiver<T>)? = Oneshot.channel(of: T.self)
+                let tx = pair!.0
+                pair = nil
+                guard case .failure(let back) = tx.send(wrap(Payload(4, lives))) else { return XCTFail(label) }
+                XCTAssertEqual(unwrap(back.value).id, 4, label)
+            }
+            XCTAssertEqual(lives.created.load(ordering: .relaxed), 4, label)
+            XCTAssertEqual(lives.released.load(ordering: .relaxed), 4, label)
+        }
+        check({ $0 }, { $0 }, "inline")
+        check({ Wide(payload: $0) }, { $0.payload }, "heap cell")
+        XCTAssertGreaterThan(MemoryLayout<Wide>.size, 32)
+    }
+
+    /// Sender and receiver on two threads, racing: the receiver thread follows the sender a
+    /// channel or so behind and takes the value or drops the receiver (or both) while the send
+    /// may be under way. Each of 20,000 values is received, handed back to the sender, or dropped
+    /// with its receiver, and released exactly once.
+    func testOneshotRacingSendAndReceiverDropReleaseEveryValueOnce() {
+        final class Receivers: @unchecked Sendable {
+            // SAFETY: only the receiving thread touches `items` while the threads run.
+            var items: [OneshotReceiver<Wide>?] = []
+        }
+        let count = 20_000 * stressScale
+        final class Tally: Sendable {
+            let sent = Atomic<Int>(-1), dropped = Atomic<Int>(-1)
+            let received = Atomic<Int>(0), handedBack = Atomic<Int>(0)
+            /// Spins (yielding now and then) until `counter` reaches `index`: keeps the two
+            /// threads within a channel or two of each other, so that sends and drops overlap.
+            func await(_ counter: borrowing Atomic<Int>, _ index: Int) {
+                var spins = 0
+                while counter.load(ordering: .acquiring) < index {
+                    spins += 1
+                    if spins % 64 == 0 { sched_yield() }
+                }
+            }
+        }
+        let lives = Payload.Counter(), tally = Tally()
+        var senders: [OneshotSender<Wide>] = []
+        let receivers = Receivers()
+        for _ in 0..<count {
+            let (tx, rx) = Oneshot.channel(of: Wide.self)
+            senders.append(tx); receivers.items.append(rx)
+        }
+        let sending = SendableBox(senders)
+        senders = []
+        runThreads(2) { side in
+            if side == 0 {
+                for (index, tx) in sending.value.enumerated() {
+                    tally.await(tally.dropped, index - 2)
+                    tally.sent.store(index, ordering: .releasing)
+                    if case .failure = tx.send(Wide(payload: Payload(index, lives))) { tally.handedBack.add(1, ordering: .relaxed) }
+                }
+            } else {
+                for index in 0..<count {
+                    tally.await(tally.sent, index - 1)
+                    if index % 2 == 0, case .success(let value)? = receivers.items[index]!.tryReceive() {
+                        precondition(value.payload.id == index, "oneshot \(index) delivered \(value.payload.id)")
+                        tally.received.add(1, ordering: .relaxed)
+                    }
+                    receivers.items[index] = nil
+                    tally.dropped.store(index, ordering: .releasing)
+                }
+            }
+        }
+        XCTAssertEqual(lives.created.load(ordering: .relaxed), count)
+        XCTAssertEqual(lives.released.load(ordering: .relaxed), count)
+        XCTAssertGreaterThan(tally.received.load(ordering: .relaxed), 0, "some values were received")
+        XCTAssertGreaterThan(tally.handedBack.load(ordering: .relaxed), 0, "some receivers were dropped before their send")
+        print("oneshot race: \(tally.received.load(ordering: .relaxed)) received, \(tally.handedBack.load(ordering: .relaxed)) handed back, of \(count)")
     }
 
     func testBoundedChannelAppliesBackPressureAndKeepsOrder() throws {
@@ -201,4 +296,25 @@ struct ProducerLoop: ~Copyable, Future {
 extension Result {
     var successValue: Success? { if case .success(let value) = self { return value } else { return nil } }
     var failureValue: Failure? { if case .failure(let error) = self { return error } else { return nil } }
+}
+
+/// A value whose releases are counted.
+private final class Payload: Sendable {
+    final class Counter: Sendable {
+        let created = Atomic<Int>(0), released = Atomic<Int>(0)
+    }
+    let id: Int
+    let lives: Counter
+    init(_ id: Int, _ lives: Counter) {
+        self.id = id
+        self.lives = lives
+        lives.created.add(1, ordering: .relaxed)
+    }
+    deinit { lives.released.add(1, ordering: .relaxed) }
+}
+
+/// Too big for a oneshot's inline room: its send puts it in a heap cell.
+private struct Wide: Sendable {
+    let payload: Payload
+    var padding: (Int, Int, Int, Int) = (0, 0, 0, 0)
 }

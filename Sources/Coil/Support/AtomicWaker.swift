@@ -7,8 +7,11 @@ import Synchronization
 /// waker is taking the slot). A wake that arrives while the registrant is writing sets `waking`;
 /// the registrant sees it when it tries to go back to `waiting` and wakes the new waker itself,
 /// so a wake is never lost between "register" and "check the condition again".
+///
+/// A state object that needs one waker slot inherits from it (`OneshotState`, `TimerEntry`), so
+/// the slot lives in the same allocation as the state it guards; its methods are `final`.
 @usableFromInline
-final class AtomicWaker: @unchecked Sendable {
+class AtomicWaker: @unchecked Sendable {
     // SAFETY: `slot` is only touched by whoever moved `state` out of `waiting` (rule above).
     private static let waiting = 0, registering = 1, waking = 2
     private let state = Atomic<Int>(AtomicWaker.waiting)
@@ -20,7 +23,7 @@ final class AtomicWaker: @unchecked Sendable {
 
     /// Stores a clone of `waker` (unless the stored one would wake the same task).
     @usableFromInline
-    func register(_ waker: borrowing Waker) {
+    final func register(_ waker: borrowing Waker) {
         switch state.compareExchange(expected: Self.waiting, desired: Self.registering, ordering: .acquiring) {
         case (true, _):
             var old: RawWaker? = nil
@@ -50,12 +53,12 @@ final class AtomicWaker: @unchecked Sendable {
 
     /// Wakes and clears the stored waker, if any.
     @usableFromInline
-    func wake() {
+    final func wake() {
         if let raw = take() { Waker(unsafeRaw: raw).wake() }
     }
 
     /// Takes the stored waker out (the caller wakes or drops it).
-    func take() -> RawWaker? {
+    final func take() -> RawWaker? {
         let previous = state.bitwiseOr(Self.waking, ordering: .acquiringAndReleasing).oldValue
         guard previous == Self.waiting else { return nil }  // the registrant will see `waking`
         let taken = slot

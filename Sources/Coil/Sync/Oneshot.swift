@@ -13,7 +13,7 @@ public enum Oneshot {
     /// A sender and its receiver.
     @inlinable
     public static func channel<T>(of type: T.Type = T.self) -> (OneshotSender<T>, OneshotReceiver<T>) {
-        let shared = OneshotState<T>()
+        let shared = OneshotState()
         return (OneshotSender(shared: shared), OneshotReceiver(shared: shared))
     }
 }
@@ -24,50 +24,92 @@ public struct OneshotClosedError: Error, Equatable, CustomStringConvertible {
     public var description: String { "oneshot sender dropped without sending" }
 }
 
-/// The bits of `OneshotState.bits` (outside the generic type, so reading them needs no metadata).
+/// The bits of `OneshotState.bits`.
 @usableFromInline
 enum OneshotBits {
+    /// The sender claimed its one send (set first, so two racing `send` calls cannot both write).
+    @usableFromInline static let sendClaimed: UInt8 = 16
     @usableFromInline static let valueSent: UInt8 = 1
     @usableFromInline static let senderClosed: UInt8 = 2
     @usableFromInline static let receiverClosed: UInt8 = 4
     @usableFromInline static let consumed: UInt8 = 8
 }
 
-/// The state both halves share. `bits` decides every race: the sender sets `valueSent` after
-/// writing the value (release), the receiver reads it after seeing the bit (acquire); whichever
-/// of "receiver closed" and "value sent" comes second owns the value and drops it.
+/// The shared state of one channel, in one allocation: the receiver's waker slot (inherited from
+/// `AtomicWaker`), `bits`, which decides every race, and raw room for the value.
+///
+/// The sender writes the value before it sets `valueSent` (release); the receiver reads it after
+/// it sees the bit (acquire); whichever of "receiver closed" and "value sent" comes second owns
+/// the value and drops it. So the state itself never holds a value when it is freed, and it need
+/// not know the value's type: it is not generic, the halves' deinits (which are never
+/// specialized) reach it at fixed offsets, and freeing it looks up no generic metadata.
+///
+/// The value sits in `storage` when it fits (32 bytes, 8-byte aligned: any reference, most
+/// enums and small structs); a larger value goes in a heap cell allocated by the send, whose
+/// address `storage` then holds.
 @usableFromInline
-final class OneshotState<T>: @unchecked Sendable {
-    // SAFETY: `value` is written by the sender before `valueSent` is set and read by the receiver
-    // after it sees it, or taken back by the sender when it sees `receiverClosed` first.
-
+final class OneshotState: AtomicWaker, @unchecked Sendable {
+    // SAFETY: `storage` is touched by one side at a time, as `bits` hands it over (above).
     @usableFromInline let bits = Atomic<UInt8>(0)
-    @usableFromInline let receiverWaker = AtomicWaker()
-    @usableFromInline var value: T? = nil
+    @exclusivity(unchecked) @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
-    @usableFromInline init() {}
+    @usableFromInline override init() { super.init() }
+
+    @inlinable
+    static func fitsInline<T>(_: T.Type) -> Bool {
+        MemoryLayout<T>.size <= MemoryLayout<(UInt64, UInt64, UInt64, UInt64)>.size && MemoryLayout<T>.alignment <= 8
+    }
+
+    /// Moves `value` in (the sender, before it publishes `valueSent`).
+    @inlinable
+    func put<T>(_ value: T) {
+        withUnsafeMutablePointer(to: &storage) { room in
+            if Self.fitsInline(T.self) {
+                UnsafeMutableRawPointer(room).initializeMemory(as: T.self, to: value)
+            } else {
+                let cell = UnsafeMutablePointer<T>.allocate(capacity: 1)
+                cell.initialize(to: value)
+                UnsafeMutableRawPointer(room).storeBytes(of: UInt(bitPattern: cell), as: UInt.self)
+            }
+        }
+    }
+
+    /// Moves the value out (whoever owns it by the rule above).
+    @inlinable
+    func take<T>(_: T.Type) -> T {
+        withUnsafeMutablePointer(to: &storage) { room in
+            if Self.fitsInline(T.self) {
+                return UnsafeMutableRawPointer(room).assumingMemoryBound(to: T.self).move()
+            }
+            let cell = UnsafeMutablePointer<T>(bitPattern: UnsafeMutableRawPointer(room).load(as: UInt.self))!
+            defer { cell.deallocate() }
+            return cell.move()
+        }
+    }
 }
 
 /// The sending half: `send` once. Dropping it (its last reference) unsent tells the receiver.
 public final class OneshotSender<T>: @unchecked Sendable {
-    // SAFETY: the shared state is synchronised by its atomic bits; `sent` is claimed atomically.
-    @usableFromInline let shared: OneshotState<T>
-    @usableFromInline let sent = Atomic<Bool>(false)
+    // SAFETY: the shared state is synchronised by its atomic bits; the send is claimed atomically.
+    @usableFromInline let shared: OneshotState
 
-    @usableFromInline init(shared: OneshotState<T>) { self.shared = shared }
+    @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     /// Sends `value`; gives it back as `.failure` if the receiver is gone or a value was sent
     /// already.
     @inlinable @discardableResult
     public func send(_ value: T) -> Result<Void, OneshotSendError<T>> {
-        guard !sent.exchange(true, ordering: .acquiringAndReleasing) else { return .failure(OneshotSendError(value: value)) }
-        shared.value = value
+        let claimed = shared.bits.bitwiseOr(OneshotBits.sendClaimed, ordering: .acquiring).oldValue
+        guard claimed & (OneshotBits.sendClaimed | OneshotBits.receiverClosed) == 0 else {
+            return .failure(OneshotSendError(value: value))
+        }
+        shared.put(value)
         let previous = shared.bits.bitwiseOr(OneshotBits.valueSent | OneshotBits.senderClosed,
                                              ordering: .acquiringAndReleasing).oldValue
         if previous & OneshotBits.receiverClosed != 0 {
-            return .failure(OneshotSendError(value: shared.value.take()!))
+            return .failure(OneshotSendError(value: shared.take(T.self)))
         }
-        shared.receiverWaker.wake()
+        shared.wake()
         return .success(())
     }
 
@@ -75,9 +117,9 @@ public final class OneshotSender<T>: @unchecked Sendable {
     public var isClosed: Bool { shared.bits.load(ordering: .acquiring) & OneshotBits.receiverClosed != 0 }
 
     deinit {
-        guard !sent.load(ordering: .acquiring) else { return }
+        guard shared.bits.load(ordering: .acquiring) & OneshotBits.sendClaimed == 0 else { return }
         shared.bits.bitwiseOr(OneshotBits.senderClosed, ordering: .acquiringAndReleasing)
-        shared.receiverWaker.wake()
+        shared.wake()
     }
 }
 
@@ -91,15 +133,15 @@ public struct OneshotSendError<T>: Error {
 /// without sending. Dropping it makes a later send fail (and drops a value already sent).
 public final class OneshotReceiver<T>: Future, @unchecked Sendable {
     // SAFETY: see OneshotState; one task polls the receiver at a time.
-    @usableFromInline let shared: OneshotState<T>
+    @usableFromInline let shared: OneshotState
 
-    @usableFromInline init(shared: OneshotState<T>) { self.shared = shared }
+    @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     @inlinable
     public func poll(_ context: inout Context) -> Poll<Result<T, OneshotClosedError>> {
         guard Coop.proceed(&context) else { return .pending }
         if let ready = tryTake() { return .ready(ready) }
-        shared.receiverWaker.register(context.waker)
+        shared.register(context.waker)
         if let ready = tryTake() { return .ready(ready) }
         return .pending
     }
@@ -112,12 +154,14 @@ public final class OneshotReceiver<T>: Future, @unchecked Sendable {
     func tryTake() -> Result<T, OneshotClosedError>? {
         let bits = shared.bits.load(ordering: .acquiring)
         if bits & OneshotBits.consumed != 0 { preconditionFailure("oneshot receiver polled after it completed") }
+        // Once the sender has set `valueSent` or `senderClosed` it writes `bits` no more, so the
+        // receiver marks them consumed with a plain store.
         if bits & OneshotBits.valueSent != 0 {
-            shared.bits.bitwiseOr(OneshotBits.consumed, ordering: .relaxed)
-            return .success(shared.value.take()!)
+            shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
+            return .success(shared.take(T.self))
         }
         if bits & OneshotBits.senderClosed != 0 {
-            shared.bits.bitwiseOr(OneshotBits.consumed, ordering: .relaxed)
+            shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
             return .failure(OneshotClosedError())
         }
         return nil
@@ -126,7 +170,7 @@ public final class OneshotReceiver<T>: Future, @unchecked Sendable {
     deinit {
         let previous = shared.bits.bitwiseOr(OneshotBits.receiverClosed, ordering: .acquiringAndReleasing).oldValue
         if previous & OneshotBits.valueSent != 0 && previous & OneshotBits.consumed == 0 {
-            shared.value = nil  // sent and never received: ours to drop
+            _ = shared.take(T.self)  // sent and never received: ours to drop
         }
     }
 }

@@ -29,12 +29,12 @@ public struct Sleep: ~Copyable, Future {
     mutating func pollUnbudgeted(_ context: inout Context) -> Poll<Void> {
         if let entry {
             if entry.hasFired { return .ready(()) }
-            entry.waker.register(context.waker)
+            entry.register(context.waker)
             return entry.hasFired ? .ready(()) : .pending
         }
         if MonotonicTime.milliseconds() >= deadline { return .ready(()) }
         let entry = TimerEntry(deadline: deadline)
-        entry.waker.register(context.waker)
+        entry.register(context.waker)
         self.entry = entry
         TimeDriver.arm(entry)
         return entry.hasFired ? .ready(()) : .pending

@@ -6,14 +6,14 @@ import Synchronization
 /// Ownership: the `Sleep` future holds one reference; the wheel (or the runtime's list of timers
 /// registered from outside the workers) holds another while the entry is linked. `state` decides
 /// the race between firing and cancelling: whoever moves it out of `armed` wins.
-final class TimerEntry: @unchecked Sendable {
+final class TimerEntry: AtomicWaker, @unchecked Sendable {
     // SAFETY: `prev`, `next`, `level` and `slot` are touched only by the thread that owns the
-    // wheel the entry is in (`wheelID` names it); `waker` is an AtomicWaker; `state` is atomic.
+    // wheel the entry is in (`wheelID` names it); the waker slot (inherited from AtomicWaker) is
+    // lock-free; `state` is atomic.
     static let armed: UInt8 = 0, fired: UInt8 = 1, cancelled: UInt8 = 2
 
     /// Milliseconds on the monotonic clock (`MonotonicTime.milliseconds()`).
     let deadline: UInt64
-    let waker = AtomicWaker()
     let state = Atomic<UInt8>(TimerEntry.armed)
     /// The address of the worker whose wheel holds the entry; 0 while it is in no wheel.
     let wheelID = Atomic<Int>(0)
@@ -23,7 +23,10 @@ final class TimerEntry: @unchecked Sendable {
     var level: Int = 0
     var slot: Int = 0
 
-    init(deadline: UInt64) { self.deadline = deadline }
+    init(deadline: UInt64) {
+        self.deadline = deadline
+        super.init()
+    }
 
     var hasFired: Bool { state.load(ordering: .acquiring) == TimerEntry.fired }
     var isCancelled: Bool { state.load(ordering: .relaxed) == TimerEntry.cancelled }
@@ -31,7 +34,7 @@ final class TimerEntry: @unchecked Sendable {
     /// The deadline passed: marks the entry fired and wakes its waker, unless it was cancelled.
     func fire() {
         if state.compareExchange(expected: TimerEntry.armed, desired: TimerEntry.fired, ordering: .acquiringAndReleasing).exchanged {
-            waker.wake()
+            wake()
         }
     }
 
