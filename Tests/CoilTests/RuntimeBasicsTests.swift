@@ -60,6 +60,52 @@ final class RuntimeBasicsTests: XCTestCase {
         }
     }
 
+    /// A runtime with one worker keeps its run queue private and grows it instead of spilling.
+    /// Started at 8 slots, with tasks spawning tasks while the queue is being drained (so it
+    /// grows while its contents wrap around): a binary tree of 3,000 tasks, where task i spawns
+    /// 2i+1 and 2i+2. Current-thread runs them in exactly breadth-first order (FIFO, no LIFO
+    /// slot); multi-thread(1) runs each once. The depth metric follows the queue.
+    func testSingleWorkerRunQueueGrowsAndKeepsOrder() throws {
+        final class Order: @unchecked Sendable {
+            // SAFETY: one worker thread appends, then publishes through `finished`.
+            var ran: [Int] = []
+            var deepest = 0
+            let finished = Atomic<Int>(0)
+        }
+        struct Node: Future {
+            let index: Int, total: Int, order: Order, runtime: Runtime
+            mutating func poll(_ context: inout Context) -> Poll<Void> {
+                order.ran.append(index)
+                for child in [2 * index + 1, 2 * index + 2] where child < total {
+                    _ = spawn(Node(index: child, total: total, order: order, runtime: runtime))
+                }
+                order.deepest = max(order.deepest, runtime.metrics.workers[0].localQueueDepth)
+                order.finished.add(1, ordering: .releasing)
+                return .ready(())
+            }
+        }
+        let total = 3000
+        for (name, builder) in [("current-thread", Runtime.Builder.currentThread()),
+                                ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1))] {
+            let runtime = try builder.localQueueCapacity(2).build()
+            let order = Order()
+            _ = runtime.spawn(Node(index: 0, total: total, order: order, runtime: runtime))
+            runtime.blockOn(pollFn { context -> Poll<Void> in
+                if order.finished.load(ordering: .acquiring) == total { return .ready(()) }
+                context.waker.wakeByRef()
+                return .pending
+            })
+            XCTAssertTrue(runtime.shutdown(), name)
+            XCTAssertTrue(order.ran.sorted() == Array(0..<total), "\(name): a task ran twice or never")
+            if name == "current-thread" {
+                let first = zip(order.ran, 0...).first { $0 != $1 }
+                XCTAssertNil(first, "\(name): out of breadth-first order at position \(first?.1 ?? -1)")
+            }
+            XCTAssertGreaterThan(order.deepest, 8, name)
+            XCTAssertEqual(runtime.metrics.workers[0].overflows, 0, name)
+        }
+    }
+
     func testHandleCurrentInsideATaskIsItsRuntime() throws {
         for (name, make) in Self.flavors {
             let runtime = try make()

@@ -14,8 +14,7 @@ extension Runtime {
         public static func currentThread() -> Builder {
             var config = RuntimeConfiguration(flavor: .currentThread, workerThreads: 1)
             config.threadName = { _ in "coil-runtime" }
-            // Nobody steals from a current-thread runtime, so its queue can be large: it spills to
-            // the inject queue only past this many runnable tasks.
+            // The initial size of its private, growable run queue (see localQueueCapacity).
             config.localQueueCapacity = 4096
             return Builder(config: config)
         }
@@ -52,9 +51,11 @@ extension Runtime {
         public func threadKeepAlive(_ duration: Duration) -> Builder { with { $0.blockingKeepAlive = duration } }
         /// Units of cooperative budget a task gets per poll (default 128).
         public func budget(_ units: Int) -> Builder { with { $0.budget = Int32(clamping: units) } }
-        /// Capacity of each worker's local run queue (a power of two; default 256, current-thread
-        /// 4096). Small values
-        /// exercise overflow and stealing in tests.
+        /// Capacity of each worker's local run queue (a power of two; default 256). When it is
+        /// full, half of it moves to the shared inject queue; small values exercise that overflow
+        /// and stealing in tests. A runtime with one worker (current-thread, or multi-thread with
+        /// one thread) has nothing to steal from it, so its run queue is private and grows
+        /// instead: this is then only its initial size (current-thread default 4096).
         public func localQueueCapacity(_ capacity: Int) -> Builder { with { $0.localQueueCapacity = capacity } }
         /// Submission-queue entries of each worker's ring (default 256).
         public func ringEntries(_ entries: Int) -> Builder { with { $0.ringEntries = entries } }

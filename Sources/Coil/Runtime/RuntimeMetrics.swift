@@ -51,7 +51,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         workers = shared.workers.map {
             Worker(polls: $0.polls.load(ordering: .relaxed), steals: $0.steals.load(ordering: .relaxed),
                    parks: $0.parks.load(ordering: .relaxed), overflows: $0.overflows.load(ordering: .relaxed),
-                   localQueueDepth: Int(coil_localq_len($0.queue)), timers: $0.wheel.count,
+                   localQueueDepth: $0.queueDepth, timers: $0.wheel.count,
                    ioSubmitted: $0.io.submitted.load(ordering: .relaxed), ioCompleted: $0.io.completed.load(ordering: .relaxed),
                    ioInFlight: $0.io.inFlight)
         }

@@ -175,7 +175,7 @@ final class Shared: @unchecked Sendable {
 
     /// The last searcher parked: if any queue still has work, make sure a worker comes for it.
     func notifyIfWorkPending() {
-        if injectCount > 0 || workers.contains(where: { !coil_localq_is_empty($0.queue) }) {
+        if injectCount > 0 || workers.contains(where: { !$0.isQueueEmpty }) {
             notifyParked()
         }
     }

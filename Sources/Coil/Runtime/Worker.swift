@@ -17,8 +17,15 @@ final class Worker: @unchecked Sendable {
     /// every schedule.
     private let sharedRef: Unmanaged<Shared>
     var shared: Shared { sharedRef.takeUnretainedValue() }
+    /// The work-stealing local run queue (C), when the runtime has several workers.
     let queue: OpaquePointer
     private let overflow: UnsafeMutablePointer<UInt64>
+    /// One worker: nothing steals, so the run queue is `fifo`, private and unbounded, instead of
+    /// `queue` (no atomic per push and pop, no spills into the inject queue).
+    private let isAlone: Bool
+    @exclusivity(unchecked) private var fifo: WordFIFO
+    /// `fifo.count`, for readers on other threads (metrics); stored by the owner.
+    private let fifoDepth = Atomic<Int>(0)
     private let lifoEnabled: Bool
 
     /// A task word woken by the running task, run next (LIFO), or 0.
@@ -62,6 +69,8 @@ final class Worker: @unchecked Sendable {
         let capacity = Int(coil_localq_capacity(queue))
         overflow = .allocate(capacity: capacity / 2 + 1)
         self.lifoEnabled = lifoEnabled
+        isAlone = shared.workerCount == 1
+        fifo = WordFIFO(capacity: isAlone ? capacity : 0)
         globalQueueInterval = shared.config.globalQueueInterval
         budget = shared.config.budget
         workerCount = shared.workerCount
@@ -173,6 +182,11 @@ final class Worker: @unchecked Sendable {
     /// Pushes at the back of the local queue; when it is full, half of it and `word` go to the
     /// inject queue.
     func pushBack(_ word: UInt64) {
+        if isAlone {
+            fifo.push(word)
+            fifoDepth.store(fifo.count, ordering: .relaxed)
+            return
+        }
         let spilled = coil_localq_push(queue, word, overflow)
         if spilled > 0 {
             overflows.store(overflows.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
@@ -195,7 +209,25 @@ final class Worker: @unchecked Sendable {
         return coil_umpmc_try_pop(inject, &word) ? word : nil
     }
 
-    var hasLocalWork: Bool { lifo != 0 || !coil_localq_is_empty(queue) }
+    /// Owner only.
+    var hasLocalWork: Bool { lifo != 0 || (isAlone ? !fifo.isEmpty : !coil_localq_is_empty(queue)) }
+
+    /// Whether the run queue (not the LIFO slot) is empty; any thread may ask.
+    var isQueueEmpty: Bool { isAlone ? fifoDepth.load(ordering: .relaxed) == 0 : coil_localq_is_empty(queue) }
+
+    /// How many words the run queue holds; any thread may ask.
+    var queueDepth: Int { isAlone ? fifoDepth.load(ordering: .relaxed) : Int(coil_localq_len(queue)) }
+
+    @inline(__always)
+    private func popLocal() -> UInt64? {
+        if isAlone {
+            guard let word = fifo.pop() else { return nil }
+            fifoDepth.store(fifo.count, ordering: .relaxed)
+            return word
+        }
+        var word: UInt64 = 0
+        return coil_localq_pop(queue, &word) ? word : nil
+    }
 
     /// The next word to run: the inject queue first every `globalQueueInterval` ticks (so remote
     /// work is not starved), else the LIFO slot, the local queue, then the inject queue.
@@ -206,8 +238,7 @@ final class Worker: @unchecked Sendable {
             lifo = 0
             return word
         }
-        var word: UInt64 = 0
-        if coil_localq_pop(queue, &word) { return word }
+        if let word = popLocal() { return word }
         return popInjectBatch()
     }
 
@@ -217,8 +248,7 @@ final class Worker: @unchecked Sendable {
         guard let first = popInject() else { return nil }
         let available = coil_umpmc_count_approx(inject)
         guard available > 0 else { return first }
-        let capacity = Int(coil_localq_capacity(queue))
-        let room = capacity / 2 - Int(coil_localq_len(queue))
+        let room = isAlone ? 64 : Int(coil_localq_capacity(queue)) / 2 - Int(coil_localq_len(queue))
         var share = min(available / workerCount + 1, room, 64)
         while share > 0, let word = popInject() {
             pushBack(word)
@@ -394,7 +424,6 @@ final class Worker: @unchecked Sendable {
             shared.discard(lifo)
             lifo = 0
         }
-        var word: UInt64 = 0
-        while coil_localq_pop(queue, &word) { shared.discard(word) }
+        while let word = popLocal() { shared.discard(word) }
     }
 }
