@@ -4,15 +4,19 @@ import Synchronization
 //
 // A task is one allocation (see TaskState.swift for the state protocol):
 //
-//   offset 0                    TaskHeader (48 bytes): state, ops, queue link, owned links, id
+//   offset 0                    TaskHeader (55 bytes, stride 56): state, ops, queue link, owned
+//                               links, id, the two offsets below, and the stage tag (which of
+//                               future / output / cancellation / nothing the stage holds)
 //   schedulerOffset             the scheduler value S (one reference for a class scheduler)
-//   stageTagOffset              one byte: which of future / output / cancellation / nothing is stored
 //   stageOffset                 the future, then in the same storage its output (a union)
 //   joinWakerOffset             the join waker, `RawWaker?` (nil: none)
 //
-// The header is type-erased: `ops` is the class metatype of `TaskOps<F, S>`, whose class methods
-// know the layout after the header. A class metatype is one word and needs no allocation or
-// reference counting, which is what keeps the header at six words.
+// The header is type-erased: `ops` is the class metatype of `TypedTaskOps<F, Output, S>`, whose
+// class methods know the layout after the header. A class metatype is one word and needs no
+// allocation or reference counting. Those class methods run unspecialized (through the vtable),
+// where computing an offset from the types' sizes and alignments means walking their metadata on
+// every use; so the allocating (specialized) code writes the two offsets it computed into the
+// header, and the typed operations read them back with one load.
 
 /// A task's identity, unique in the process.
 public struct TaskID: Hashable, Sendable, CustomStringConvertible {
@@ -41,15 +45,24 @@ struct TaskHeader: ~Copyable {
     @usableFromInline var ownedPrev: UnsafeMutableRawPointer?
     @usableFromInline var ownedNext: UnsafeMutableRawPointer?
     @usableFromInline let id: TaskID
+    /// Where the join waker and the stage start (see Layout).
+    @usableFromInline let joinWakerOffset: UInt32
+    @usableFromInline let stageOffset: UInt16
+    /// What the stage holds. Only the RUNNING holder changes it before COMPLETE (rule 2); after
+    /// COMPLETE, whoever rule 3 names.
+    @usableFromInline var stageTag: StageTag
 
     @inlinable
-    init(ops: TaskOps.Type, id: TaskID) {
+    init(ops: TaskOps.Type, id: TaskID, stageOffset: Int, joinWakerOffset: Int) {
         state = TaskStateCell(.initial)
         self.ops = ops
         queueNext = nil
         ownedPrev = nil
         ownedNext = nil
         self.id = id
+        self.joinWakerOffset = UInt32(joinWakerOffset)
+        self.stageOffset = UInt16(stageOffset)
+        stageTag = .future
     }
 }
 

@@ -1,5 +1,4 @@
-/// What a task's stage storage holds. Only the RUNNING holder changes it before COMPLETE (rule 2);
-/// after COMPLETE, whoever rule 3 names.
+/// What a task's stage storage holds (`TaskHeader.stageTag`).
 @usableFromInline
 enum StageTag: UInt8 {
     case future, output, cancelled, consumed
@@ -27,9 +26,8 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     @inlinable static var schedulerOffset: Int {
         roundUp(MemoryLayout<TaskHeader>.size, MemoryLayout<S>.alignment)
     }
-    @inlinable static var stageTagOffset: Int { schedulerOffset + MemoryLayout<S>.size }
     @inlinable static var stageAlignment: Int { max(MemoryLayout<F>.alignment, MemoryLayout<Output>.alignment) }
-    @inlinable static var stageOffset: Int { roundUp(stageTagOffset + 1, stageAlignment) }
+    @inlinable static var stageOffset: Int { roundUp(schedulerOffset + MemoryLayout<S>.size, stageAlignment) }
     @inlinable static var joinWakerOffset: Int {
         roundUp(stageOffset + max(MemoryLayout<F>.size, MemoryLayout<Output>.size),
                 MemoryLayout<RawWaker?>.alignment)
@@ -43,28 +41,30 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     @inlinable static func scheduler(_ task: RawTask) -> UnsafeMutablePointer<S> {
         (task.pointer + schedulerOffset).assumingMemoryBound(to: S.self)
     }
-    @inlinable static func stageTag(_ task: RawTask) -> UnsafeMutablePointer<StageTag> {
-        (task.pointer + stageTagOffset).assumingMemoryBound(to: StageTag.self)
+    // The typed parts, at the offsets the header records (see Layout in Task.swift).
+    @inlinable static func stage(_ task: RawTask) -> UnsafeMutableRawPointer {
+        task.pointer + Int(task.header.pointee.stageOffset)
     }
     @inlinable static func future(_ task: RawTask) -> UnsafeMutablePointer<F> {
-        (task.pointer + stageOffset).assumingMemoryBound(to: F.self)
+        stage(task).assumingMemoryBound(to: F.self)
     }
     @inlinable static func output(_ task: RawTask) -> UnsafeMutablePointer<Output> {
-        (task.pointer + stageOffset).assumingMemoryBound(to: Output.self)
+        stage(task).assumingMemoryBound(to: Output.self)
     }
     @inlinable static func joinWaker(_ task: RawTask) -> UnsafeMutablePointer<RawWaker?> {
-        (task.pointer + joinWakerOffset).assumingMemoryBound(to: RawWaker?.self)
+        (task.pointer + Int(task.header.pointee.joinWakerOffset)).assumingMemoryBound(to: RawWaker?.self)
     }
 
     /// Allocates and initialises a task in the initial state (three references: rule 1).
     @inlinable
     static func allocate(future: consuming F, scheduler: S) -> RawTask {
+        precondition(stageOffset <= Int(UInt16.max) && joinWakerOffset <= Int(UInt32.max), "task layout too large")
         let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: alignment)
         let task = RawTask(pointer)
         pointer.bindMemory(to: TaskHeader.self, capacity: 1)
-            .initialize(to: TaskHeader(ops: TypedTaskOps<F, Output, S>.self, id: TaskID.next()))
+            .initialize(to: TaskHeader(ops: TypedTaskOps<F, Output, S>.self, id: TaskID.next(),
+                                       stageOffset: stageOffset, joinWakerOffset: joinWakerOffset))
         (pointer + schedulerOffset).bindMemory(to: S.self, capacity: 1).initialize(to: scheduler)
-        (pointer + stageTagOffset).bindMemory(to: StageTag.self, capacity: 1).initialize(to: .future)
         (pointer + stageOffset).bindMemory(to: F.self, capacity: 1).initialize(to: future)
         (pointer + joinWakerOffset).bindMemory(to: RawWaker?.self, capacity: 1).initialize(to: nil)
         return task
@@ -107,11 +107,11 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     @inlinable
     static func pollFuture(_ task: RawTask) -> Bool {
         // SAFETY: rule 2, the caller holds RUNNING.
-        precondition(stageTag(task).pointee == .future, "task polled after completion")
+        precondition(task.header.pointee.stageTag == .future, "task polled after completion")
         var context = Context(borrowing: task.borrowedWaker)
         // Through the future's own (specialized) witness: see Future._pollStage.
-        guard F._pollStage(task.pointer + stageOffset, &context) else { return false }
-        stageTag(task).pointee = .output
+        guard F._pollStage(stage(task), &context) else { return false }
+        task.header.pointee.stageTag = .output
         return true
     }
 
@@ -120,18 +120,18 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     static func cancel(_ task: RawTask) {
         // SAFETY: rule 2, the caller holds RUNNING.
         dropStage(task)
-        stageTag(task).pointee = .cancelled
+        task.header.pointee.stageTag = .cancelled
     }
 
     /// Deinitialises whatever the stage holds.
     @inlinable
     static func dropStage(_ task: RawTask) {
-        switch stageTag(task).pointee {
+        switch task.header.pointee.stageTag {
         case .future: future(task).deinitialize(count: 1)
         case .output: output(task).deinitialize(count: 1)
         case .cancelled, .consumed: break
         }
-        stageTag(task).pointee = .consumed
+        task.header.pointee.stageTag = .consumed
     }
 
     @inlinable
@@ -203,10 +203,10 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     override class func takeOutput(_ task: RawTask, waker: RawWaker) -> JoinRead {
         guard canReadOutput(task, waker: waker) else { return .pending }
         // SAFETY: rule 3, COMPLETE with JOIN_INTEREST held by the caller: the stage is ours.
-        let tag = stageTag(task).pointee
-        stageTag(task).pointee = .consumed
+        let tag = task.header.pointee.stageTag
+        task.header.pointee.stageTag = .consumed
         switch tag {
-        case .output: return .output(task.pointer + stageOffset)
+        case .output: return .output(stage(task))
         case .cancelled: return .cancelled
         case .future, .consumed: preconditionFailure("JoinHandle polled after it returned its result")
         }
