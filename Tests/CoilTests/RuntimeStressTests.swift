@@ -33,42 +33,80 @@ final class RuntimeStressTests: XCTestCase {
     func testNoLostWakeupsAcrossThreads() throws {
         for (name, make) in RuntimeBasicsTests.flavors {
             let runtime = try make()
-            let rounds = 10_000 * max(1, stressScale / 5)
-            let (toTask, fromOutside) = MPSC.unboundedChannel(of: Int.self)
-            let (toOutside, fromTask) = MPSC.unboundedChannel(of: Int.self)
-            let echo = runtime.spawn(EchoLoop(input: fromOutside, output: toOutside))
-            // The outside thread sends one value, waits for its echo, repeats: any lost wake-up
-            // hangs a round (caught by the deadline).
-            let driver = startThreads(1) { _ in
-                for round in 0..<rounds {
-                    toTask.send(round)
-                    while true {
-                        if case .success(let got) = fromTask.tryReceive() {
-                            precondition(got == round)
-                            break
-                        }
-                        sched_yield()
+            try echoRoundsFromAnotherThread(runtime, name)
+            // Nothing was in flight on any ring: every park was on the futex.
+            XCTAssertGreaterThan(runtime.metrics.totalParks, 0, name)
+            XCTAssertEqual(runtime.metrics.workers.reduce(0) { $0 + $1.ringParks }, 0, name)
+        }
+    }
+
+    /// The same with a read pending on the worker's ring the whole time, so that it parks in the
+    /// ring (not on the futex) and every wake from the other thread goes through its eventfd.
+    func testNoLostWakeupsWhileParkedInTheRing() throws {
+        for (name, builder) in [("current-thread", Runtime.Builder.currentThread()),
+                                ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1))] {
+            let runtime = try builder.build()
+            let (client, accepted) = try runtime.blockOn { () async throws -> (TCPStream, TCPStream) in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                defer { listener.close() }
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                return (client, try await listener.accept())
+            }
+            let pending = Task(executorPreference: runtime) { try await client.read(into: IOBuffer(capacity: 16)) }
+            if name != "current-thread" {
+                XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 1 }, name)
+            }
+            try echoRoundsFromAnotherThread(runtime, name, keepInFlight: true)
+            XCTAssertGreaterThan(runtime.metrics.workers[0].ringParks, 0, "\(name): \(runtime.metrics)")
+            pending.cancel()
+            let cancelled = runtime.blockOn { () async -> Bool in (try? await pending.value) == nil }
+            XCTAssertTrue(cancelled, name)
+            try runtime.blockOn { () async throws in
+                try await client.close()
+                try await accepted.close()
+            }
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(10)), name)
+        }
+    }
+
+    /// One value at a time from an outside thread to a task and back, ten thousand times: any
+    /// lost wake-up hangs a round (caught by the deadline). `keepInFlight`: the I/O the caller
+    /// left pending must still be in flight at the end.
+    private func echoRoundsFromAnotherThread(_ runtime: Runtime, _ name: String, keepInFlight: Bool = false) throws {
+        let rounds = 10_000 * max(1, stressScale / 5)
+        let (toTask, fromOutside) = MPSC.unboundedChannel(of: Int.self)
+        let (toOutside, fromTask) = MPSC.unboundedChannel(of: Int.self)
+        let echo = runtime.spawn(EchoLoop(input: fromOutside, output: toOutside))
+        let driver = startThreads(1) { _ in
+            for round in 0..<rounds {
+                toTask.send(round)
+                while true {
+                    if case .success(let got) = fromTask.tryReceive() {
+                        precondition(got == round)
+                        break
                     }
+                    sched_yield()
                 }
             }
-            if name == "current-thread" {
-                // Someone has to drive a current-thread runtime.
-                let done = Counter()
-                let boxed = SendableBox(driver)
-                let joiner = startThreads(1) { _ in
-                    boxed.value.join()
-                    done.increment()
-                }
-                runtime.blockOn(pollFn { context -> Poll<Void> in
-                    if done.value > 0 { return .ready(()) }
-                    context.waker.wakeByRef()
-                    return .pending
-                })
-                joiner.join()
-            } else {
-                driver.join()
+        }
+        if name == "current-thread" {
+            // Someone has to drive a current-thread runtime: this thread, until the driver is
+            // done (parking whenever the echo task waits).
+            let (finished, whenFinished) = Oneshot.channel(of: Void.self)
+            let boxed = SendableBox(driver)
+            let joiner = startThreads(1) { _ in
+                boxed.value.join()
+                finished.send(())
             }
-            echo.abort()
+            let outcome = runtime.blockOn(whenFinished)
+            XCTAssertNotNil(try? outcome.get(), name)
+            joiner.join()
+        } else {
+            driver.join()
+        }
+        echo.abort()
+        if keepInFlight { XCTAssertEqual(runtime.metrics.ioInFlight, 1, name) }
+        if !keepInFlight {
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(10)), name)
             XCTAssertEqual(runtime.metrics.aliveTasks, 0, name)
         }

@@ -46,6 +46,14 @@ static inline bool coil_context_take_budget(void) {
 /* Names the calling thread (at most 15 bytes are kept); 0 or an errno. */
 int coil_thread_set_name(const char *name);
 
+/* Private futex on the 32-bit word at `word` (a Swift Atomic<UInt32> bound in raw memory is
+ * one). Waits while *word == expected, for at most `timeout_ns` (negative: no limit). Returns 0
+ * when woken (or spuriously), -ETIMEDOUT, -EAGAIN (the word was not `expected`) or -EINTR. */
+int coil_futex_wait(void *word, uint32_t expected, int64_t timeout_ns);
+
+/* Wakes at most `count` threads waiting on `word`; returns how many were woken, or -errno. */
+int coil_futex_wake(void *word, int count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,8 +8,11 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         public var polls: UInt64
         /// Successful steals from siblings.
         public var steals: UInt64
-        /// Times the worker parked in its ring.
+        /// Times the worker parked: on a futex when it had no I/O in flight, otherwise in its
+        /// ring (where a completion also ends the wait).
         public var parks: UInt64
+        /// Of those, the parks in its ring.
+        public var ringParks: UInt64
         /// Times its local queue was full and half of it moved to the inject queue.
         public var overflows: UInt64
         /// Words in its local queue now.
@@ -50,7 +53,8 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
     init(_ shared: Shared) {
         workers = shared.workers.map {
             Worker(polls: $0.polls.load(ordering: .relaxed), steals: $0.steals.load(ordering: .relaxed),
-                   parks: $0.parks.load(ordering: .relaxed), overflows: $0.overflows.load(ordering: .relaxed),
+                   parks: $0.parks.load(ordering: .relaxed), ringParks: $0.ringParks.load(ordering: .relaxed),
+                   overflows: $0.overflows.load(ordering: .relaxed),
                    localQueueDepth: $0.queueDepth, timers: $0.wheel.count,
                    ioSubmitted: $0.io.submitted.load(ordering: .relaxed), ioCompleted: $0.io.completed.load(ordering: .relaxed),
                    ioInFlight: $0.io.inFlight)
@@ -67,7 +71,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
     /// One line: totals, then each worker's counters.
     public var description: String {
         let perWorker = workers.enumerated().map { index, worker in
-            "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
+            "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) ringParks=\(worker.ringParks) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
         }.joined(separator: "; ")
         return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) blocking=\(blockingThreads) io=\(ioInFlight) [\(perWorker)]"
     }

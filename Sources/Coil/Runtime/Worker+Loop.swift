@@ -120,7 +120,7 @@ extension Worker {
         if wasLastSearcher { shared.notifyIfWorkPending() }
         shared.config.onThreadPark?()
         while !shared.isShuttingDown {
-            parkOnRing(deadline: wheel.nextDeadline)
+            park(deadline: wheel.nextDeadline)
             inPark = true
             processTimers()
             inPark = false
@@ -182,7 +182,7 @@ extension Worker {
             }
             if ran == 0 && !signal.woken.load(ordering: .acquiring) && !hasLocalWork && shared.injectCount == 0 {
                 shared.config.onThreadPark?()
-                parkOnRing(deadline: wheel.nextDeadline)
+                park(deadline: wheel.nextDeadline)
                 processTimers()
                 shared.config.onThreadUnpark?()
             }

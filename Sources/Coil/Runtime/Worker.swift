@@ -9,7 +9,7 @@ import Synchronization
 /// Everything not atomic is touched only by the thread driving the worker ("the owner").
 final class Worker: @unchecked Sendable {
     // SAFETY: non-atomic fields are owner-only (see above); other threads use `queue` through
-    // its stealer operations, `parkState`/`ringPointer` through `unpark`, and the counters.
+    // its stealer operations, `parkWord`/`ringPointer` through `unpark`, and the counters.
     let index: Int
     /// Unretained: the shared state owns the workers (and outlives their threads, which hold it).
     /// Hot paths borrow it through `withShared`: a method called on `shared` retains and releases
@@ -46,8 +46,15 @@ final class Worker: @unchecked Sendable {
     /// `io` unretained, for the per-operation path (a load of `io` retains and releases it).
     private(set) var ioRef: Unmanaged<IODriver>! = nil
 
-    static let running = 0, parked = 1, notified = 2
-    let parkState = Atomic<Int>(Worker.running)
+    /// `running`, `parkedInRing`, `parkedOnFutex` (how `unpark` must wake it) or `notified` (an
+    /// unpark came while it was not parked: its next park returns at once). A 32-bit word in its
+    /// own allocation, because the futex park waits on it.
+    static let running: UInt32 = 0, parkedInRing: UInt32 = 1, notified: UInt32 = 2, parkedOnFutex: UInt32 = 3
+    private let parkWord: UnsafeMutablePointer<Atomic<UInt32>> = {
+        let word = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: 1)
+        word.initialize(to: Atomic(Worker.running))
+        return word
+    }()
 
     /// Timers cancelled on other threads while in this worker's wheel; the owner unlinks them.
     private let cancelledTimers = ConditionLock([TimerEntry]())
@@ -57,6 +64,7 @@ final class Worker: @unchecked Sendable {
     let polls = Atomic<UInt64>(0)
     let steals = Atomic<UInt64>(0)
     let parks = Atomic<UInt64>(0)
+    let ringParks = Atomic<UInt64>(0)
     let overflows = Atomic<UInt64>(0)
 
     init(index: Int, shared: Shared, localQueueCapacity: Int, lifoEnabled: Bool) throws(RuntimeError) {
@@ -85,6 +93,8 @@ final class Worker: @unchecked Sendable {
     deinit {
         coil_localq_destroy(queue)
         overflow.deallocate()
+        parkWord.deinitialize(count: 1)
+        parkWord.deallocate()
     }
 
     /// The worker the calling thread is driving, if any.
@@ -337,10 +347,12 @@ final class Worker: @unchecked Sendable {
 
     // MARK: Parking
 
-    /// Wakes the worker if it is parked in its ring, or makes its next park return at once.
+    /// Wakes the worker if it is parked, or makes its next park return at once.
     func unpark() {
-        if parkState.exchange(Worker.notified, ordering: .acquiringAndReleasing) == Worker.parked {
-            wakeRing()
+        switch parkWord.pointee.exchange(Worker.notified, ordering: .acquiringAndReleasing) {
+        case Worker.parkedInRing: wakeRing()
+        case Worker.parkedOnFutex: _ = coil_futex_wake(UnsafeMutableRawPointer(parkWord), 1)
+        default: break
         }
     }
 
@@ -355,14 +367,26 @@ final class Worker: @unchecked Sendable {
         _ = coil_ring_wake(target)
     }
 
-    /// Waits in the ring until a completion, a wake-up, or `deadline` (a millisecond tick).
-    /// Returns at once if an unpark came first.
-    func parkOnRing(deadline: UInt64?) {
-        if parkState.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
+    /// Waits until a wake-up, a completion, or `deadline` (a millisecond tick). Returns at once if
+    /// an unpark came first.
+    ///
+    /// With operations in flight it waits in the ring (`io_uring_enter`), where their completions
+    /// end the wait. With none, no completion can come, so it waits on a futex instead: waking a
+    /// thread blocked there is one system call for the waker and a short path in the kernel,
+    /// where waking a ring waiter goes through the eventfd, a poll callback and the ring's task
+    /// work, and then re-arms the eventfd read. (Tokio parks its workers that do not hold the I/O
+    /// driver on a condition variable the same way.) Nothing can start an operation on this ring
+    /// but its owner, so `inFlight` cannot change while it sleeps; other threads hand operations
+    /// over through `IODriver.remote` and `unpark`, which wakes the futex.
+    func park(deadline: UInt64?) {
+        submitPending()
+        let onFutex = ringPointer == nil || io.inFlight == 0
+        if parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
             return
         }
-        guard parkState.compareExchange(expected: Worker.running, desired: Worker.parked, ordering: .acquiringAndReleasing).exchanged else {
-            _ = parkState.exchange(Worker.running, ordering: .acquiring)
+        let parkedAs = onFutex ? Worker.parkedOnFutex : Worker.parkedInRing
+        guard parkWord.pointee.compareExchange(expected: Worker.running, desired: parkedAs, ordering: .acquiringAndReleasing).exchanged else {
+            _ = parkWord.pointee.exchange(Worker.running, ordering: .acquiring)
             return
         }
         parks.store(parks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
@@ -372,10 +396,15 @@ final class Worker: @unchecked Sendable {
             let at = deadline &* 1_000_000
             timeout = at > now ? Int64(at - now) : 0
         }
-        if let ringPointer {
+        if onFutex {
+            // Returns on a wake, a timeout, a signal, or at once if `unpark` already moved the
+            // word off `parkedOnFutex`; every case rechecks below.
+            _ = coil_futex_wait(UnsafeMutableRawPointer(parkWord), Worker.parkedOnFutex, timeout)
+        } else if let ringPointer {
+            ringParks.store(ringParks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
             _ = coil_ring_submit_and_wait(ringPointer, 1, timeout)
         }
-        _ = parkState.exchange(Worker.running, ordering: .acquiring)
+        _ = parkWord.pointee.exchange(Worker.running, ordering: .acquiring)
         reapCompletions()
     }
 
