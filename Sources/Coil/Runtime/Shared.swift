@@ -166,7 +166,7 @@ final class Shared: @unchecked Sendable {
     /// New work was published: wake a parked worker if nobody is looking for work.
     func notifyParked() {
         if config.flavor == .currentThread {
-            // No idle protocol: the thread in blockOn parks in the ring and rechecks the queues.
+            // No idle protocol: the thread in blockOn parks (see Worker.park) and rechecks the queues.
             workerTable![0]._withUnsafeGuaranteedRef { $0.unpark() }
         } else if let index = idle.workerToNotify() {
             workerTable![index]._withUnsafeGuaranteedRef { $0.unpark() }

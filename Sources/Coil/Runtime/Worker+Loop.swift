@@ -112,7 +112,7 @@ extension Worker {
         }
     }
 
-    /// Nothing to run: park in the ring until woken, a timer is due, or a completion arrives.
+    /// Nothing to run: park (see `Worker.park`) until woken, a timer is due, or a completion arrives.
     private func park() {
         if hasLocalWork { return }
         let wasLastSearcher = shared.idle.transitionToParked(index, searching: isSearching)
@@ -191,7 +191,7 @@ extension Worker {
 }
 
 /// The waker of the future `blockOn` drives on a current-thread runtime: sets `woken` and
-/// unparks the worker (a no-op unless it sleeps in its ring).
+/// unparks the worker (a no-op unless it is parked).
 final class MainFutureSignal: WakerTarget, @unchecked Sendable {
     // Strong: a future may keep this waker after blockOn returns (even after the runtime is
     // gone); `unpark` touches only the worker's own park state and ring, which it keeps alive.
