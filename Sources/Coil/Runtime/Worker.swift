@@ -68,17 +68,19 @@ final class Worker: @unchecked Sendable {
     let overflows = Atomic<UInt64>(0)
 
     init(index: Int, shared: Shared, localQueueCapacity: Int, lifoEnabled: Bool) throws(RuntimeError) {
-        guard let queue = coil_localq_create(UInt32(clamping: localQueueCapacity)) else {
+        // A lone worker's run queue is `fifo` (sized by the configured capacity); its C queue is
+        // then never used and takes the smallest size.
+        let alone = shared.workerCount == 1
+        guard let queue = coil_localq_create(UInt32(clamping: alone ? 2 : localQueueCapacity)) else {
             throw .invalidConfiguration("local queue capacity \(localQueueCapacity) (1...\(COIL_LOCALQ_MAX_CAPACITY))")
         }
         self.index = index
         sharedRef = Unmanaged.passUnretained(shared)
         self.queue = queue
-        let capacity = Int(coil_localq_capacity(queue))
-        overflow = .allocate(capacity: capacity / 2 + 1)
+        overflow = .allocate(capacity: Int(coil_localq_capacity(queue)) / 2 + 1)
         self.lifoEnabled = lifoEnabled
-        isAlone = shared.workerCount == 1
-        fifo = WordFIFO(capacity: isAlone ? capacity : 0)
+        isAlone = alone
+        fifo = WordFIFO(capacity: alone ? localQueueCapacity : 0)
         globalQueueInterval = shared.config.globalQueueInterval
         budget = shared.config.budget
         workerCount = shared.workerCount
@@ -189,8 +191,8 @@ final class Worker: @unchecked Sendable {
         if published && workerCount > 1 && !inPark { withShared { $0.notifyParked() } }
     }
 
-    /// Pushes at the back of the local queue; when it is full, half of it and `word` go to the
-    /// inject queue.
+    /// Pushes at the back of the run queue. A lone worker's `fifo` grows; a shared worker's C
+    /// queue, when full, sends half of itself and `word` to the inject queue.
     func pushBack(_ word: UInt64) {
         if isAlone {
             fifo.push(word)

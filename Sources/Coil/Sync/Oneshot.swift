@@ -154,8 +154,9 @@ public final class OneshotReceiver<T>: Future, @unchecked Sendable {
     func tryTake() -> Result<T, OneshotClosedError>? {
         let bits = shared.bits.load(ordering: .acquiring)
         if bits & OneshotBits.consumed != 0 { preconditionFailure("oneshot receiver polled after it completed") }
-        // Once the sender has set `valueSent` or `senderClosed` it writes `bits` no more, so the
-        // receiver marks them consumed with a plain store.
+        // Once the sender has set `valueSent` or `senderClosed`, its only write to `bits` is a
+        // repeated send's claim, which changes no bit (`sendClaimed` is already set, or the
+        // sender is gone); so the receiver marks them consumed with a plain store.
         if bits & OneshotBits.valueSent != 0 {
             shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
             return .success(shared.take(T.self))
