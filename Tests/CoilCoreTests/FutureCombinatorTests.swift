@@ -99,6 +99,23 @@ final class FutureCombinatorTests: XCTestCase {
         XCTAssertEqual(output.value, 11)
         XCTAssertGreaterThanOrEqual(log.count(.polls), 2)
     }
+
+    /// A thousand cross-thread wakes of a blockOn that yields before sleeping: none is lost,
+    /// whether it lands while the thread spins, as it goes to sleep or while it sleeps.
+    func testBlockOnSpinningBeforeSleepLosesNoWake() {
+        for spins in [1, 32, 10_000] {
+            for round in 0..<1_000 {
+                let gate = Gate(), log = TaskLog()
+                let opener = startThreads(1) { _ in
+                    while !gate.hasWaker { sched_yield() }
+                    gate.open()
+                }
+                let output = blockOn(GatedFuture(gate, log, value: round), spinsBeforeSleeping: spins)
+                opener.join()
+                XCTAssertEqual(output.value, round)
+            }
+        }
+    }
 }
 
 extension Poll where Output: Copyable {

@@ -29,14 +29,33 @@ final class RuntimeStressTests: XCTestCase {
         XCTAssertTrue(runtime.shutdown())
     }
 
-    /// Ten thousand wakes from a foreign thread, each of which must be observed by its task.
+    /// Ten thousand wakes from a foreign thread, each of which must be observed by its task: with
+    /// workers that sleep at once when idle (every wake goes through the futex), with the
+    /// default short spin before sleeping, and with a spin so long that wakes land in it.
     func testNoLostWakeupsAcrossThreads() throws {
-        for (name, make) in RuntimeBasicsTests.flavors {
-            let runtime = try make()
-            try echoRoundsFromAnotherThread(runtime, name)
-            // Nothing was in flight on any ring: every park was on the futex.
-            XCTAssertGreaterThan(runtime.metrics.totalParks, 0, name)
-            XCTAssertEqual(runtime.metrics.workers.reduce(0) { $0 + $1.ringParks }, 0, name)
+        let builders = [("current-thread", Runtime.Builder.currentThread()),
+                        ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1)),
+                        ("multi-thread(2)", Runtime.Builder.multiThread().workerThreads(2)),
+                        ("multi-thread(4, local queue 4)", Runtime.Builder.multiThread().workerThreads(4).localQueueCapacity(4))]
+        for (flavor, builder) in builders {
+            for spins in [0, 32, 100_000] {
+                let name = "\(flavor), spins \(spins)"
+                let runtime = try builder.spinBeforeParking(yields: spins).build()
+                try echoRoundsFromAnotherThread(runtime, name)
+                let metrics = runtime.metrics
+                // Nothing was in flight on any ring: every park was on the futex.
+                XCTAssertEqual(metrics.workers.reduce(0) { $0 + $1.ringParks }, 0, name)
+                let spinWakes = metrics.workers.reduce(0) { $0 + $1.spinWakes }
+                switch spins {
+                case 0:
+                    XCTAssertGreaterThan(metrics.totalParks, 0, name)
+                    XCTAssertEqual(spinWakes, 0, name)
+                case 100_000:
+                    XCTAssertGreaterThan(spinWakes, 0, "\(name): \(metrics)")
+                default:
+                    XCTAssertGreaterThan(metrics.totalParks + spinWakes, 0, name)
+                }
+            }
         }
     }
 
@@ -89,7 +108,7 @@ final class RuntimeStressTests: XCTestCase {
                 }
             }
         }
-        if name == "current-thread" {
+        if name.hasPrefix("current-thread") {
             // Someone has to drive a current-thread runtime: this thread, until the driver is
             // done (parking whenever the echo task waits).
             let (finished, whenFinished) = Oneshot.channel(of: Void.self)

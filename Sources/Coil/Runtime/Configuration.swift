@@ -17,6 +17,9 @@ struct RuntimeConfiguration: Sendable {
     var globalQueueInterval: UInt32 = 31
     /// Budget units per task poll.
     var budget: Int32 = 128
+    /// Times an idle worker (with no I/O in flight) or a thread in `blockOn` yields the CPU,
+    /// watching for a wake, before it sleeps.
+    var parkSpins = 32
     var localQueueCapacity = 256
     var ringEntries = 256
     /// Provided buffers per worker ring for multishot receives (a power of two) and their size.

@@ -101,7 +101,7 @@ public final class Runtime: @unchecked Sendable {
         }
         let context = EnteredContext.enter(worker: nil, shared: shared)
         defer { context.restore() }
-        return CoilCore.blockOn(future)
+        return CoilCore.blockOn(future, spinsBeforeSleeping: shared.config.parkSpins)
     }
 
     /// Runs Swift `async` code on the runtime's workers and waits for its result on the calling

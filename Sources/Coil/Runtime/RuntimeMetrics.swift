@@ -13,6 +13,9 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         public var parks: UInt64
         /// Of those, the parks in its ring.
         public var ringParks: UInt64
+        /// Times an unpark reached it while it was still yielding before a futex park (see
+        /// `Runtime.Builder.spinBeforeParking(yields:)`); these are not counted in `parks`.
+        public var spinWakes: UInt64
         /// Times its local queue was full and half of it moved to the inject queue.
         public var overflows: UInt64
         /// Words in its local queue now.
@@ -54,6 +57,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         workers = shared.workers.map {
             Worker(polls: $0.polls.load(ordering: .relaxed), steals: $0.steals.load(ordering: .relaxed),
                    parks: $0.parks.load(ordering: .relaxed), ringParks: $0.ringParks.load(ordering: .relaxed),
+                   spinWakes: $0.spinWakes.load(ordering: .relaxed),
                    overflows: $0.overflows.load(ordering: .relaxed),
                    localQueueDepth: $0.queueDepth, timers: $0.wheel.count,
                    ioSubmitted: $0.io.submitted.load(ordering: .relaxed), ioCompleted: $0.io.completed.load(ordering: .relaxed),
@@ -71,7 +75,7 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
     /// One line: totals, then each worker's counters.
     public var description: String {
         let perWorker = workers.enumerated().map { index, worker in
-            "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) ringParks=\(worker.ringParks) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
+            "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) ringParks=\(worker.ringParks) spinWakes=\(worker.spinWakes) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
         }.joined(separator: "; ")
         return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) blocking=\(blockingThreads) io=\(ioInFlight) [\(perWorker)]"
     }
