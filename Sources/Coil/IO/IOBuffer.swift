@@ -22,8 +22,9 @@ public final class IOBuffer: @unchecked Sendable {
     // SAFETY: a buffer is used by one task at a time; an operation's completion happens-before the
     // waiter's next access (the wake or resume orders them).
     public let capacity: Int
-    /// Bytes of data at the start of the buffer.
-    public var count: Int {
+    /// Bytes of data at the start of the buffer. (One task uses a buffer at a time: no dynamic
+    /// exclusivity checks.)
+    @exclusivity(unchecked) public var count: Int {
         didSet { precondition(count >= 0 && count <= capacity, "IOBuffer count \(count) out of 0...\(capacity)") }
     }
     let base: UnsafeMutableRawPointer

@@ -102,60 +102,62 @@ enum IORequest {
 /// above any user-space address.
 @usableFromInline
 final class IOOperation: @unchecked Sendable {
-    // SAFETY: see the rules above.
+    // SAFETY: see the rules above. The mutable fields are touched by one thread at a time (R1-R3)
+    // and never while a mutation of the same field is under way, so they skip the runtime's
+    // dynamic exclusivity checks (two calls into the runtime per modification otherwise).
     static let pending = 0, waiting = 1, completed = 2, abandoned = 3
 
     let state = Atomic<Int>(IOOperation.pending)
     /// The driver whose ring carries the operation (strong: a record may outlive the runtime).
     let driver: IODriver
 
-    var request: IORequest = .nop
+    @exclusivity(unchecked) var request: IORequest = .nop
     /// Linked timeout in nanoseconds, 0 for none.
-    var timeout: UInt64 = 0
-    var result: Int32 = 0
-    var flags: UInt32 = 0
-    var generation: UInt64 = 0
+    @exclusivity(unchecked) var timeout: UInt64 = 0
+    @exclusivity(unchecked) var result: Int32 = 0
+    @exclusivity(unchecked) var flags: UInt32 = 0
+    @exclusivity(unchecked) var generation: UInt64 = 0
     /// Submitted and its final CQE not seen yet (driver thread only).
-    var inFlight = false
+    @exclusivity(unchecked) var inFlight = false
     /// The driver holds a reference for the kernel until the final CQE (multishot operations and
     /// linked pairs; driver thread only).
-    var kernelRetained = false
+    @exclusivity(unchecked) var kernelRetained = false
     /// The waiter took the result (a returned descriptor is theirs now).
-    var resultTaken = false
+    @exclusivity(unchecked) var resultTaken = false
     /// Fault injection: the errno this operation's completion is rewritten to (0: none). An
     /// operation chosen for an error goes to the kernel as a NOP, so nothing it would have done
     /// (consume bytes, accept a connection) happens.
-    var injectedErrno: Int32 = 0
+    @exclusivity(unchecked) var injectedErrno: Int32 = 0
     /// Times the driver resubmitted the operation after `-EAGAIN`.
-    var retries: UInt8 = 0
+    @exclusivity(unchecked) var retries: UInt8 = 0
     /// An operation to submit right after this one, linked to it (IOSQE_IO_LINK): it starts when
     /// this one succeeds and is cancelled if this one fails. Cleared once both are prepared.
-    var linkedNext: IOOperation? = nil
+    @exclusivity(unchecked) var linkedNext: IOOperation? = nil
     /// For the second of a linked pair: the first, and its user data then, so that cancelling
     /// the second also cancels the first while it runs (a request waiting in a link is not yet
     /// in flight, so a cancel aimed at it alone finds nothing).
-    var linkHead: IOOperation? = nil
-    var linkHeadUserData: UInt64 = 0
+    @exclusivity(unchecked) var linkHead: IOOperation? = nil
+    @exclusivity(unchecked) var linkHeadUserData: UInt64 = 0
     /// The driver sent a cancel for this use of the record (owner thread; read by the waiter
     /// after the completion, which the driver publishes later).
-    var cancelRequested = false
+    @exclusivity(unchecked) var cancelRequested = false
 
-    var waker: RawWaker? = nil
-    var continuation: UnsafeContinuation<Void, Never>? = nil
+    @exclusivity(unchecked) var waker: RawWaker? = nil
+    @exclusivity(unchecked) var continuation: UnsafeContinuation<Void, Never>? = nil
     /// Keeps the memory the kernel uses alive until the CQE: the buffer, and the object owning
     /// the descriptor.
-    var buffer: IOBuffer? = nil
-    var buffers: [IOBuffer] = []
-    var owner: AnyObject? = nil
+    @exclusivity(unchecked) var buffer: IOBuffer? = nil
+    @exclusivity(unchecked) var buffers: [IOBuffer] = []
+    @exclusivity(unchecked) var owner: AnyObject? = nil
     /// Where a read or write goes (inside `buffer`).
-    var region: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    @exclusivity(unchecked) var region: UnsafeMutableRawBufferPointer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// For multishot operations: where completions go.
-    var sink: MultishotSink? = nil
+    @exclusivity(unchecked) var sink: MultishotSink? = nil
     /// Fixed scratch memory: a socket address and its length, iovecs. The kernel reads it until
     /// the CQE (connect) or writes it (accept), and the record outlives that (R4).
     let scratch: UnsafeMutableRawPointer
     /// Room for more iovecs than fit in `scratch` (kept with the record for reuse).
-    var extra: UnsafeMutableRawPointer? = nil
+    @exclusivity(unchecked) var extra: UnsafeMutableRawPointer? = nil
 
     static let addressOffset = 0                                   // sockaddr_storage, 128 bytes
     static let addressLengthOffset = 128                           // socklen_t
@@ -220,7 +222,7 @@ final class IOOperation: @unchecked Sendable {
         extraSize = bytes
         return storage
     }
-    private var extraSize = 0
+    @exclusivity(unchecked) private var extraSize = 0
 
     /// Back to a blank record for the pool (driver thread, or a record nobody else can reach).
     func reset() {
