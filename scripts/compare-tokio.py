@@ -24,9 +24,13 @@ def run(impl, cmd):
 
 for r in range(args.runs):
     print(f"run {r + 1}/{args.runs}", file=sys.stderr)
+    # One process per runtime and flavour, as the anchor runs, alternating. (Coil's current-thread
+    # shapes run ~30% slower in a process that has ever started a second thread: glibc's
+    # single-thread fast paths for pthread mutexes and malloc turn off. See BENCHMARKS.md.)
     for flavor in ("mt-async", "ct"):
         run("tokio", [args.tokio, "--flavor", flavor, "--skip-idle", "1"])
-    run("coil", [args.coil])
+        run("coil", [args.coil, "--flavor", flavor])
+    run("coil", [args.coil, "--flavor", "swift-yield"])
 
 def cell(values):
     return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"

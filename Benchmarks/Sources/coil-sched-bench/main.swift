@@ -1,6 +1,10 @@
 // The Tokio anchor's scheduler shapes on Coil, printing the anchor's RESULT line format so that
 // scripts/compare-tokio.py can put both side by side. Usage:
-//   coil-sched-bench [--iters N] [--warmup N] [--flavor mt-async|ct|all] [--only NAME]
+//   coil-sched-bench [--iters N] [--warmup N] [--flavor mt-async|ct|swift-yield|all] [--only NAME]
+// (swift-yield: only Swift's Task.yield round trip, on Coil's executor and on the default one)
+//   --threaded-process: start (and stop) a thread before measuring. glibc makes pthread mutexes
+//   and malloc cheaper while a process has only ever had one thread; a current-thread runtime
+//   in a fresh process runs with those fast paths, one in a server process does not.
 import BenchmarkSupport
 import Coil
 
@@ -9,7 +13,7 @@ import Glibc
 #endif
 
 nonisolated(unsafe) var iterations = 20, warmup = 3
-var flavorArg = "all", only: String? = nil
+var flavorArg = "all", only: String? = nil, threadedProcess = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -17,8 +21,9 @@ while let argument = arguments.next() {
     case "--warmup": warmup = Int(arguments.next() ?? "") ?? warmup
     case "--flavor": flavorArg = arguments.next() ?? flavorArg
     case "--only": only = arguments.next()
+    case "--threaded-process": threadedProcess = true
     default:
-        print("usage: coil-sched-bench [--iters N] [--warmup N] [--flavor mt-async|ct|all] [--only NAME]")
+        print("usage: coil-sched-bench [--iters N] [--warmup N] [--flavor mt-async|ct|swift-yield|all] [--only NAME] [--threaded-process]")
         exit(2)
     }
 }
@@ -60,6 +65,11 @@ let shapes: [(String, Int, String, (Runtime) -> Void)] = [
     ("spawn_join_in_task", RuntimeShapes.spawnJoinOps, "op", RuntimeShapes.spawnJoinInTask),
 ]
 
+if threadedProcess {
+    // A one-worker runtime: its thread starts and stops, and the process counts as threaded.
+    try Runtime.Builder.multiThread().workerThreads(1).build().shutdown()
+}
+
 let flavors: [(String, () throws -> Runtime)] = [
     ("mt2-async", { try Runtime.Builder.multiThread().workerThreads(2).build() }),
     ("ct-async", { try Runtime.Builder.currentThread().build() }),
@@ -73,7 +83,7 @@ for (flavor, make) in flavors where flavorArg == "all" || flavorArg == flavor ||
     }
 }
 
-if only == nil || only == "swift_task_yield" {
+if (flavorArg == "all" || flavorArg == "swift-yield") && (only == nil || only == "swift_task_yield") {
     let yields = 100_000
     let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
     report("coil-executor", "swift_task_yield", units: yields, unit: "yield",
