@@ -378,7 +378,8 @@ final class Worker: @unchecked Sendable {
     /// an unpark came first.
     ///
     /// With operations in flight it waits in the ring (`io_uring_enter`), where their completions
-    /// end the wait. With none, no completion can come, so it waits on a futex instead: waking a
+    /// end the wait. With none, no completion can come, so it yields for a while
+    /// (`spinBeforeSleeping`) and then waits on a futex instead: waking a
     /// thread blocked there is one system call for the waker and a short path in the kernel,
     /// where waking a ring waiter goes through the eventfd, a poll callback and the ring's task
     /// work, and then re-arms the eventfd read. (Tokio parks its workers that do not hold the I/O
