@@ -111,13 +111,14 @@ final class RuntimeStressTests: XCTestCase {
         if name.hasPrefix("current-thread") {
             // Someone has to drive a current-thread runtime: this thread, until the driver is
             // done (parking whenever the echo task waits).
-            let (finished, whenFinished) = Oneshot.channel(of: Void.self)
+            let finishing = Oneshot.channel(of: Void.self)
+            let finished = finishing.sender
             let boxed = SendableBox(driver)
             let joiner = startThreads(1) { _ in
                 boxed.value.join()
                 finished.send(())
             }
-            let outcome = runtime.blockOn(whenFinished)
+            let outcome = runtime.blockOn(finishing.receiver)
             XCTAssertNotNil(try? outcome.get(), name)
             joiner.join()
         } else {

@@ -9,9 +9,11 @@ final class SyncPrimitiveTests: XCTestCase {
     func testOneshotDeliversAcrossTasks() throws {
         for (name, make) in RuntimeBasicsTests.flavors {
             let runtime = try make()
-            let (tx, rx) = Oneshot.channel(of: Int.self)
+            let channel = Oneshot.channel(of: Int.self)
+            let tx = channel.sender
             _ = runtime.spawn(sleep(for: .milliseconds(5)).map { tx.send(42) })
-            XCTAssertEqual(runtime.blockOn(rx), .success(42), name)
+            let received = runtime.blockOn(channel.receiver)
+            XCTAssertEqual(received, .success(42), name)
             runtime.shutdown()
         }
     }
@@ -19,20 +21,21 @@ final class SyncPrimitiveTests: XCTestCase {
     func testOneshotDroppedSenderClosesTheReceiver() throws {
         let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
         defer { runtime.shutdown() }
-        var (tx, rx) = Oneshot.channel(of: Int.self)
-        _ = runtime.spawn(sleep(for: .milliseconds(5)).map { [tx] in _ = tx })
-        tx = Oneshot.channel(of: Int.self).0
-        XCTAssertEqual(runtime.blockOn(rx), .failure(OneshotClosedError()))
-        _ = tx
+        let channel = Oneshot.channel(of: Int.self)
+        // The task owns the sender and drops it, unsent, after 5 ms.
+        _ = runtime.spawn(Holding(channel.sender, until: sleep(for: .milliseconds(5))))
+        let received = runtime.blockOn(channel.receiver)
+        XCTAssertEqual(received, .failure(OneshotClosedError()))
     }
 
     func testOneshotSendToDroppedReceiverGivesTheValueBack() {
-        var pair: (OneshotSender<Int>, OneshotReceiver<Int>)? = Oneshot.channel(of: Int.self)
-        let tx = pair!.0
-        pair = nil
+        let channel = Oneshot.channel(of: Int.self)
+        let tx = channel.sender
+        let rx = channel.receiver
+        _ = consume rx  // dropped here
+        XCTAssertTrue(tx.isClosed)
         guard case .failure(let error) = tx.send(7) else { return XCTFail("send succeeded without a receiver") }
         XCTAssertEqual(error.value, 7)
-        XCTAssertTrue(tx.isClosed)
     }
 
     /// Every value a oneshot carries is released exactly once, on every path: received, sent to
@@ -43,7 +46,8 @@ final class SyncPrimitiveTests: XCTestCase {
         func check<T>(_ wrap: (Payload) -> T, _ unwrap: (T) -> Payload, _ label: String) {
             let lives = Payload.Counter()
             do {
-                let (tx, rx) = Oneshot.channel(of: T.self)
+                let channel = Oneshot.channel(of: T.self)
+                let tx = channel.sender, rx = channel.receiver
                 XCTAssertNil(rx.tryReceive(), label)
                 guard case .success = tx.send(wrap(Payload(1, lives))) else { return XCTFail(label) }
                 guard case .failure(let again) = tx.send(wrap(Payload(2, lives))) else { return XCTFail(label) }
@@ -52,14 +56,16 @@ final class SyncPrimitiveTests: XCTestCase {
                 XCTAssertEqual(unwrap(value).id, 1, label)
             }
             do {
-                let (tx, rx) = Oneshot.channel(of: T.self)
-                _ = tx.send(wrap(Payload(3, lives)))
-                _ = rx  // sent, never received: the receiver's drop releases it
+                let channel = Oneshot.channel(of: T.self)
+                _ = channel.sender.send(wrap(Payload(3, lives)))
+                let rx = channel.receiver
+                _ = consume rx  // sent, never received: the receiver's drop releases it
             }
             do {
-                var pair: (OneshotSender<T>, OneshotReceiver<T>)? = Oneshot.channel(of: T.self)
-                let tx = pair!.0
-                pair = nil
+                let channel = Oneshot.channel(of: T.self)
+                let tx = channel.sender
+                let rx = channel.receiver
+                _ = consume rx  // the receiver is gone before the send
                 guard case .failure(let back) = tx.send(wrap(Payload(4, lives))) else { return XCTFail(label) }
                 XCTAssertEqual(unwrap(back.value).id, 4, label)
             }
@@ -76,9 +82,25 @@ final class SyncPrimitiveTests: XCTestCase {
     /// may be under way. Each of 20,000 values is received, handed back to the sender, or dropped
     /// with its receiver, and released exactly once.
     func testOneshotRacingSendAndReceiverDropReleaseEveryValueOnce() {
-        final class Receivers: @unchecked Sendable {
-            // SAFETY: only the receiving thread touches `items` while the threads run.
-            var items: [OneshotReceiver<Wide>?] = []
+        /// The halves, in raw memory (an Array cannot hold noncopyable values).
+        final class Halves: @unchecked Sendable {
+            // SAFETY: only the sending thread touches `senders`, and only the receiving thread
+            // `receivers`, while the threads run.
+            let senders: UnsafeMutablePointer<OneshotSender<Wide>>
+            let receivers: UnsafeMutablePointer<OneshotReceiver<Wide>?>
+            init(_ count: Int) {
+                senders = .allocate(capacity: count)
+                receivers = .allocate(capacity: count)
+                for index in 0..<count {
+                    let channel = Oneshot.channel(of: Wide.self)
+                    (senders + index).initialize(to: channel.sender)
+                    (receivers + index).initialize(to: channel.receiver)
+                }
+            }
+            deinit {
+                senders.deallocate()   // each sender was moved out and dropped by the sending thread
+                receivers.deallocate() // each receiver was set to nil by the receiving thread
+            }
         }
         let count = 20_000 * stressScale
         final class Tally: Sendable {
@@ -95,17 +117,11 @@ final class SyncPrimitiveTests: XCTestCase {
             }
         }
         let lives = Payload.Counter(), tally = Tally()
-        var senders: [OneshotSender<Wide>] = []
-        let receivers = Receivers()
-        for _ in 0..<count {
-            let (tx, rx) = Oneshot.channel(of: Wide.self)
-            senders.append(tx); receivers.items.append(rx)
-        }
-        let sending = SendableBox(senders)
-        senders = []
+        let halves = Halves(count)
         runThreads(2) { side in
             if side == 0 {
-                for (index, tx) in sending.value.enumerated() {
+                for index in 0..<count {
+                    let tx = (halves.senders + index).move()
                     tally.await(tally.dropped, index - 2)
                     tally.sent.store(index, ordering: .releasing)
                     if case .failure = tx.send(Wide(payload: Payload(index, lives))) { tally.handedBack.add(1, ordering: .relaxed) }
@@ -113,11 +129,11 @@ final class SyncPrimitiveTests: XCTestCase {
             } else {
                 for index in 0..<count {
                     tally.await(tally.sent, index - 1)
-                    if index % 2 == 0, case .success(let value)? = receivers.items[index]!.tryReceive() {
+                    if index % 2 == 0, case .success(let value)? = halves.receivers[index]!.tryReceive() {
                         precondition(value.payload.id == index, "oneshot \(index) delivered \(value.payload.id)")
                         tally.received.add(1, ordering: .relaxed)
                     }
-                    receivers.items[index] = nil
+                    halves.receivers[index] = nil
                     tally.dropped.store(index, ordering: .releasing)
                 }
             }
@@ -317,4 +333,21 @@ private final class Payload: Sendable {
 private struct Wide: Sendable {
     let payload: Payload
     var padding: (Int, Int, Int, Int) = (0, 0, 0, 0)
+}
+
+/// Owns `held` until `until` is ready, then drops it and is ready.
+private struct Holding<Held: ~Copyable, Until: Future & ~Copyable>: ~Copyable, Future {
+    var held: Held?
+    var until: Until
+
+    init(_ held: consuming Held, until: consuming Until) {
+        self.held = .some(held)
+        self.until = until
+    }
+
+    mutating func poll(_ context: inout Context) -> Poll<Void> {
+        guard case .ready = until.poll(&context) else { return .pending }
+        held = nil
+        return .ready(())
+    }
 }

@@ -25,6 +25,12 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(TaskHarness.wakePollRoundTrips(executor, count: benchmark.scaledIterations.count))
     }
 
+    // A oneshot channel made, sent on, received from and dropped: one allocation.
+    Benchmark("oneshot channel+send+receive") { benchmark in
+        benchmark.startMeasurement()
+        blackHole(RuntimeShapes.oneshotRoundTrips(benchmark.scaledIterations.count))
+    }
+
     // One push and one pop on one thread: the uncontended cost, and no allocation.
     Benchmark("MPMCQueue push+pop") { benchmark in
         let queue = try MPMCQueue<UInt64>(capacity: 1024)

@@ -109,8 +109,8 @@ public enum RuntimeShapes {
 
     // MARK: ping_pong: 1,000 pairs over oneshots.
 
-    struct Pong: Future {
-        let rx1: OneshotReceiver<Void>
+    struct Pong: ~Copyable, Future {
+        var rx1: OneshotReceiver<Void>
         let tx2: OneshotSender<Void>
         mutating func poll(_ context: inout Context) -> Poll<Void> {
             guard case .ready = rx1.poll(&context) else { return .pending }
@@ -119,23 +119,41 @@ public enum RuntimeShapes {
         }
     }
 
-    struct Ping: Future {
+    struct Ping: ~Copyable, Future {
         let remaining: Remaining
         let done: MPSC.UnboundedSender<Void>
         var rx2: OneshotReceiver<Void>? = nil
 
         mutating func poll(_ context: inout Context) -> Poll<Void> {
             if rx2 == nil {
-                let (tx1, rx1) = Oneshot.channel(of: Void.self)
-                let (tx2, rx2) = Oneshot.channel(of: Void.self)
-                _ = spawn(Pong(rx1: rx1, tx2: tx2))
+                let first = Oneshot.channel(of: Void.self), second = Oneshot.channel(of: Void.self)
+                let tx1 = first.sender
+                _ = spawn(Pong(rx1: first.receiver, tx2: second.sender))
                 tx1.send(())
-                self.rx2 = rx2
+                rx2 = .some(second.receiver)
             }
             guard case .ready = rx2!.poll(&context) else { return .pending }
             if remaining.decrement() { done.send(()) }
             return .ready(())
         }
+    }
+
+    /// `count` oneshot channels, each sent on and received from once, the sender through a call
+    /// the optimizer cannot see into (as a channel whose halves go to two tasks), so that the
+    /// channel is not promoted to the stack. Returns the sum of the values received.
+    public static func oneshotRoundTrips(_ count: Int) -> Int {
+        var sum = 0
+        for index in 0..<count {
+            let channel = Oneshot.channel(of: Int.self)
+            send(channel.sender, index)
+            if case .success(let value)? = channel.receiver.tryReceive() { sum &+= value }
+        }
+        return sum
+    }
+
+    @inline(never)
+    static func send(_ sender: consuming OneshotSender<Int>, _ value: Int) {
+        _ = sender.send(value)
     }
 
     public static func pingPong(_ runtime: Runtime) {

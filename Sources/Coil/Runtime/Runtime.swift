@@ -116,7 +116,8 @@ public final class Runtime: @unchecked Sendable {
     /// }
     /// ```
     public func blockOn<T: Sendable, E: Error>(_ body: sending @escaping () async throws(E) -> T) throws(E) -> T {
-        let (sender, receiver) = Oneshot.channel(of: Result<T, E>.self)
+        let channel = Oneshot.channel(of: Result<T, E>.self)
+        let sender = channel.sender, receiver = channel.receiver
         Task(executorPreference: self) {
             do throws(E) {
                 _ = sender.send(.success(try await body()))

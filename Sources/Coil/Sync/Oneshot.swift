@@ -1,20 +1,39 @@
 import CoilCore
 import Synchronization
 
-/// A channel for exactly one value (Tokio's `oneshot`). The halves are references: the
-/// receiver is a future of the value.
+/// A channel for exactly one value (Tokio's `oneshot`): one allocation, shared by two
+/// noncopyable halves. The receiver is a future of the value; dropping either half is seen by the
+/// other (a send to a dropped receiver fails, a receiver whose sender was dropped unsent fails).
 ///
 /// ```swift
-/// let (tx, rx) = Oneshot.channel(of: Int.self)
+/// let channel = Oneshot.channel(of: Int.self)
+/// let tx = channel.sender, rx = channel.receiver
 /// _ = runtime.spawn(pollFn { _ in tx.send(42); return .ready(()) })
 /// let value = runtime.blockOn(rx)        // .success(42)
 /// ```
+///
+/// The halves are `~Copyable`, as Tokio's are move-only: a half has one owner, and its drop is
+/// what tells the other side. (Swift has no tuples of noncopyable values yet, so `channel` returns
+/// a ``OneshotChannel`` whose two fields are taken apart as above.)
 public enum Oneshot {
     /// A sender and its receiver.
     @inlinable
-    public static func channel<T>(of type: T.Type = T.self) -> (OneshotSender<T>, OneshotReceiver<T>) {
+    public static func channel<T>(of type: T.Type = T.self) -> OneshotChannel<T> {
         let shared = OneshotState()
-        return (OneshotSender(shared: shared), OneshotReceiver(shared: shared))
+        return OneshotChannel(sender: OneshotSender(shared: shared), receiver: OneshotReceiver(shared: shared))
+    }
+}
+
+/// The two halves of a new oneshot channel; take each field out with `let`.
+@frozen
+public struct OneshotChannel<T>: ~Copyable {
+    public var sender: OneshotSender<T>
+    public var receiver: OneshotReceiver<T>
+
+    @inlinable
+    init(sender: consuming OneshotSender<T>, receiver: consuming OneshotReceiver<T>) {
+        self.sender = sender
+        self.receiver = receiver
     }
 }
 
@@ -41,8 +60,8 @@ enum OneshotBits {
 /// The sender writes the value before it sets `valueSent` (release); the receiver reads it after
 /// it sees the bit (acquire); whichever of "receiver closed" and "value sent" comes second owns
 /// the value and drops it. So the state itself never holds a value when it is freed, and it need
-/// not know the value's type: it is not generic, the halves' deinits (which are never
-/// specialized) reach it at fixed offsets, and freeing it looks up no generic metadata.
+/// not know the value's type: it is not generic, the halves' deinits reach it at fixed offsets
+/// even where they run unspecialized, and freeing it looks up no generic metadata.
 ///
 /// The value sits in `storage` when it fits (32 bytes, 8-byte aligned: any reference, most
 /// enums and small structs); a larger value goes in a heap cell allocated by the send, whose
@@ -88,15 +107,17 @@ final class OneshotState: AtomicWaker, @unchecked Sendable {
     }
 }
 
-/// The sending half: `send` once. Dropping it (its last reference) unsent tells the receiver.
-public final class OneshotSender<T>: @unchecked Sendable {
+/// The sending half: `send` once. Dropping it unsent tells the receiver.
+@frozen
+public struct OneshotSender<T>: ~Copyable, @unchecked Sendable {
     // SAFETY: the shared state is synchronised by its atomic bits; the send is claimed atomically.
     @usableFromInline let shared: OneshotState
 
     @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     /// Sends `value`; gives it back as `.failure` if the receiver is gone or a value was sent
-    /// already.
+    /// already. (It borrows the sender, so that a closure that captures one can send; the second
+    /// send is refused at run time.)
     @inlinable @discardableResult
     public func send(_ value: T) -> Result<Void, OneshotSendError<T>> {
         let claimed = shared.bits.bitwiseOr(OneshotBits.sendClaimed, ordering: .acquiring).oldValue
@@ -131,14 +152,15 @@ public struct OneshotSendError<T>: Error {
 
 /// The receiving half: a future of the value, or of `OneshotClosedError` if the sender was dropped
 /// without sending. Dropping it makes a later send fail (and drops a value already sent).
-public final class OneshotReceiver<T>: Future, @unchecked Sendable {
+@frozen
+public struct OneshotReceiver<T>: ~Copyable, Future, @unchecked Sendable {
     // SAFETY: see OneshotState; one task polls the receiver at a time.
     @usableFromInline let shared: OneshotState
 
     @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     @inlinable
-    public func poll(_ context: inout Context) -> Poll<Result<T, OneshotClosedError>> {
+    public mutating func poll(_ context: inout Context) -> Poll<Result<T, OneshotClosedError>> {
         guard Coop.proceed(&context) else { return .pending }
         if let ready = tryTake() { return .ready(ready) }
         shared.register(context.waker)

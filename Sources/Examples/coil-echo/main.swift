@@ -131,15 +131,18 @@ do {
 print("coil-echo listening on \(listener.localAddress) with \(runtime.metrics.workerCount) workers (\(options.style) style)")
 fflush(nil)
 
-let (signalSender, signalReceiver) = Oneshot.channel(of: Int32.self)
-_ = runtime.spawnBlocking {
-    var set = waitedSignals
-    var signal: Int32 = 0
-    sigwait(&set, &signal)
-    _ = signalSender.send(signal)
-}
+// Inside a `do` block the channel's halves are locals, which can be moved (a top-level `let` is a
+// global, and a noncopyable global cannot be consumed).
+do {
+    let signalChannel = Oneshot.channel(of: Int32.self)
+    let signalSender = signalChannel.sender
+    _ = runtime.spawnBlocking {
+        var set = waitedSignals
+        var signal: Int32 = 0
+        sigwait(&set, &signal)
+        _ = signalSender.send(signal)
+    }
 
-runtime.blockOn {
     let acceptLoop = Task(executorPreference: runtime) {
         while true {
             do throws(IOError) {
@@ -162,14 +165,16 @@ runtime.blockOn {
             }
         }
     }
-    let signal = (try? await signalReceiver.value().get()) ?? SIGTERM
+    let signal = (try? runtime.blockOn(signalChannel.receiver).get()) ?? SIGTERM
     print("coil-echo: signal \(signal): no longer accepting; \(stats.active.load(ordering: .relaxed)) connections in flight")
     listener.close()
-    await acceptLoop.value
-    // Finish in-flight connections (up to 5 s).
-    let deadline = ContinuousClock.now + .seconds(5)
-    while stats.active.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
-        await sleep(for: .milliseconds(10)).value()
+    runtime.blockOn {
+        await acceptLoop.value
+        // Finish in-flight connections (up to 5 s).
+        let deadline = ContinuousClock.now + .seconds(5)
+        while stats.active.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            await sleep(for: .milliseconds(10)).value()
+        }
     }
 }
 let clean = runtime.shutdown(timeout: .seconds(5))
