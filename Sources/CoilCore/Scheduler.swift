@@ -30,7 +30,7 @@ extension TaskScheduler {
 /// task ID, each shard under its own lock (only spawn, completion and shutdown take one, never a
 /// poll or a wake), so that workers spawning and completing tasks at once rarely meet on a lock.
 public struct OwnedTasks: ~Copyable, @unchecked Sendable {
-    // SAFETY: a shard's list and the links of the tasks in it are only touched while its mutex
+    // SAFETY: a shard's list and the links of the tasks in it are only touched while its lock
     // is held; the shard table itself never changes after init.
     struct List {
         var head: UnsafeMutableRawPointer? = nil
@@ -38,47 +38,52 @@ public struct OwnedTasks: ~Copyable, @unchecked Sendable {
         var closed = false
     }
 
-    /// One lock and its list, padded to two cache lines so that shards never share one.
-    struct Shard {
-        var mutex = pthread_mutex_t()
-        var list = List()
-        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    }
+    /// Shard `i` takes bytes [i * shardStride, (i + 1) * shardStride) of `shards`: its lock word
+    /// at the start, its list `listOffset` bytes in, the rest padding, so that shards never share
+    /// a cache line. (The two are separate typed regions rather than fields of one struct so that
+    /// a locked access to the list is not also an access to the lock.)
+    static var shardStride: Int { 128 }
+    static var listOffset: Int { 8 }
 
-    let shards: UnsafeMutablePointer<Shard>
+    let shards: UnsafeMutableRawPointer
     let shardMask: UInt64
 
     /// An empty, open list of `shards` shards (rounded up to a power of two).
     public init(shards: Int = 1) {
+        precondition(MemoryLayout<SpinLock>.size <= Self.listOffset
+                     && Self.listOffset + MemoryLayout<List>.size <= Self.shardStride)
         var count = 1
         while count < shards { count <<= 1 }
-        self.shards = .allocate(capacity: count)
+        self.shards = .allocate(byteCount: count * Self.shardStride, alignment: 64)
         shardMask = UInt64(count - 1)
         for i in 0..<count {
-            (self.shards + i).initialize(to: Shard())
-            pthread_mutex_init(Self.mutex(self.shards + i), nil)
+            lock(i).initialize(to: SpinLock())
+            list(i).initialize(to: List())
         }
     }
 
     deinit {
         for i in 0...Int(shardMask) {
-            pthread_mutex_destroy(Self.mutex(shards + i))
+            lock(i).deinitialize(count: 1)
+            list(i).deinitialize(count: 1)
         }
-        shards.deinitialize(count: Int(shardMask) + 1)
         shards.deallocate()
     }
 
-    static func mutex(_ shard: UnsafeMutablePointer<Shard>) -> UnsafeMutablePointer<pthread_mutex_t> {
-        (UnsafeMutableRawPointer(shard) + MemoryLayout<Shard>.offset(of: \Shard.mutex)!)
-            .assumingMemoryBound(to: pthread_mutex_t.self)
+    func lock(_ index: Int) -> UnsafeMutablePointer<SpinLock> {
+        (shards + index * Self.shardStride).assumingMemoryBound(to: SpinLock.self)
+    }
+
+    func list(_ index: Int) -> UnsafeMutablePointer<List> {
+        (shards + index * Self.shardStride + Self.listOffset).assumingMemoryBound(to: List.self)
     }
 
     /// Runs `body` on shard `index`'s list under its lock.
     func withShard<R: ~Copyable>(_ index: Int, _ body: (inout List) -> R) -> R {
-        let shard = shards + index
-        pthread_mutex_lock(Self.mutex(shard))
-        defer { pthread_mutex_unlock(Self.mutex(shard)) }
-        return body(&shard.pointee.list)
+        let lock = lock(index)
+        lock.pointee.lock()
+        defer { lock.pointee.unlock() }
+        return body(&list(index).pointee)
     }
 
     func shardIndex(_ task: RawTask) -> Int { Int(task.id.rawValue & shardMask) }
@@ -173,4 +178,38 @@ public struct OwnedTasks: ~Copyable, @unchecked Sendable {
             return OwnedTask(unsafeRaw: task)
         }
     }
+}
+
+/// A lock for critical sections of a few loads and stores (the owned list's link updates): one
+/// compare-and-swap to take it, one plain release store to give it back. A thread that finds it
+/// taken spins a little, then yields the CPU between tries (the holder may have been preempted).
+///
+/// Why not a pthread mutex: once a process has started a second thread, glibc's mutex costs an
+/// atomic read-modify-write on unlock as well as on lock, plus its calls, and spawn and
+/// completion each take a shard lock. Why not `Synchronization.Mutex`: ThreadSanitizer does not
+/// see it (see `LockedValue`); it sees this lock's atomics.
+struct SpinLock: ~Copyable {
+    let word = Atomic<UInt32>(0)
+
+    @inline(__always)
+    func lock() {
+        if word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
+        lockContended()
+    }
+
+    @inline(never)
+    func lockContended() {
+        var tries = 0
+        while true {
+            if word.load(ordering: .relaxed) == 0,
+               word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
+                return
+            }
+            tries += 1
+            if tries >= 32 { sched_yield() }
+        }
+    }
+
+    @inline(__always)
+    func unlock() { word.store(0, ordering: .releasing) }
 }
