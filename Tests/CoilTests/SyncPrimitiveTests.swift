@@ -82,26 +82,6 @@ final class SyncPrimitiveTests: XCTestCase {
     /// may be under way. Each of 20,000 values is received, handed back to the sender, or dropped
     /// with its receiver, and released exactly once.
     func testOneshotRacingSendAndReceiverDropReleaseEveryValueOnce() {
-        /// The halves, in raw memory (an Array cannot hold noncopyable values).
-        final class Halves: @unchecked Sendable {
-            // SAFETY: only the sending thread touches `senders`, and only the receiving thread
-            // `receivers`, while the threads run.
-            let senders: UnsafeMutablePointer<OneshotSender<Wide>>
-            let receivers: UnsafeMutablePointer<OneshotReceiver<Wide>?>
-            init(_ count: Int) {
-                senders = .allocate(capacity: count)
-                receivers = .allocate(capacity: count)
-                for index in 0..<count {
-                    let channel = Oneshot.channel(of: Wide.self)
-                    (senders + index).initialize(to: channel.sender)
-                    (receivers + index).initialize(to: channel.receiver)
-                }
-            }
-            deinit {
-                senders.deallocate()   // each sender was moved out and dropped by the sending thread
-                receivers.deallocate() // each receiver was set to nil by the receiving thread
-            }
-        }
         let count = 20_000 * stressScale
         final class Tally: Sendable {
             let sent = Atomic<Int>(-1), dropped = Atomic<Int>(-1)
@@ -117,7 +97,7 @@ final class SyncPrimitiveTests: XCTestCase {
             }
         }
         let lives = Payload.Counter(), tally = Tally()
-        let halves = Halves(count)
+        let halves = OneshotHalves<Wide>(count)
         runThreads(2) { side in
             if side == 0 {
                 for index in 0..<count {
@@ -143,6 +123,83 @@ final class SyncPrimitiveTests: XCTestCase {
         XCTAssertGreaterThan(tally.received.load(ordering: .relaxed), 0, "some values were received")
         XCTAssertGreaterThan(tally.handedBack.load(ordering: .relaxed), 0, "some receivers were dropped before their send")
         print("oneshot race: \(tally.received.load(ordering: .relaxed)) received, \(tally.handedBack.load(ordering: .relaxed)) handed back, of \(count)")
+    }
+
+    /// The waker protocol under races: for each of 20,000 channels the receiving thread polls
+    /// with one waker and, for every third, polls again with a different one (the receiver moved
+    /// to another task), while the sending thread sends, or drops its sender unsent, at a moment
+    /// that drifts against those polls. Whenever a poll is pending, the waker of the latest poll
+    /// must be woken (no lost wake-up), and the next poll must then be ready with the right
+    /// outcome. Every waker reference the channel took is released (each target is freed).
+    func testOneshotWakesTheLatestWaiterWhileTheSenderRaces() {
+        final class Target: WakerTarget, @unchecked Sendable {
+            let wakes = Atomic<Int>(0)
+            let lives: Lives
+            init(_ lives: Lives) { self.lives = lives; lives.made.add(1, ordering: .relaxed) }
+            override func wake() { wakes.add(1, ordering: .releasing) }
+            deinit { lives.freed.add(1, ordering: .relaxed) }
+        }
+        final class Lives: Sendable { let made = Atomic<Int>(0), freed = Atomic<Int>(0) }
+        final class Steps: Sendable { let started = Atomic<Int>(-1), acted = Atomic<Int>(-1) }
+        let count = 20_000 * stressScale
+        let halves = OneshotHalves<Int>(count), lives = Lives(), steps = Steps()
+        let lost = Atomic<Int>(0), waited = Atomic<Int>(0), repolled = Atomic<Int>(0)
+        runThreads(2) { side in
+            if side == 0 {
+                for index in 0..<count {
+                    let tx = (halves.senders + index).move()
+                    while steps.started.load(ordering: .acquiring) < index { sched_yield() }
+                    for _ in 0..<(index % 7) * 20 { _ = steps.acted.load(ordering: .relaxed) }  // drift
+                    if index % 4 == 3 {
+                        _ = consume tx  // dropped unsent
+                    } else {
+                        _ = tx.send(index)
+                    }
+                    steps.acted.store(index, ordering: .releasing)
+                }
+            } else {
+                for index in 0..<count {
+                    steps.started.store(index, ordering: .releasing)
+                    var latest = Target(lives)
+                    var outcome = Self.poll(halves.receivers + index, with: latest)
+                    if outcome == nil && index % 3 == 0 {
+                        repolled.add(1, ordering: .relaxed)
+                        latest = Target(lives)
+                        outcome = Self.poll(halves.receivers + index, with: latest)
+                    }
+                    if outcome == nil {
+                        // Pending: the sender's action must wake the latest waker.
+                        waited.add(1, ordering: .relaxed)
+                        let deadline = ContinuousClock.now + .seconds(10)
+                        while latest.wakes.load(ordering: .acquiring) == 0 {
+                            sched_yield()
+                            if ContinuousClock.now > deadline { lost.add(1, ordering: .relaxed); break }
+                        }
+                        outcome = Self.poll(halves.receivers + index, with: latest)
+                    }
+                    let expected: Result<Int, OneshotClosedError> = index % 4 == 3 ? .failure(OneshotClosedError()) : .success(index)
+                    precondition(outcome == expected, "oneshot \(index): \(String(describing: outcome)), expected \(expected)")
+                    (halves.receivers + index).pointee = nil
+                    while steps.acted.load(ordering: .acquiring) < index { sched_yield() }
+                }
+            }
+        }
+        print("oneshot wakes: \(waited.load(ordering: .relaxed)) waits for a wake, \(repolled.load(ordering: .relaxed)) polls by a second waker, of \(count)")
+        XCTAssertGreaterThan(waited.load(ordering: .relaxed), 0, "some polls were pending")
+        XCTAssertGreaterThan(repolled.load(ordering: .relaxed), 0, "some receivers were polled by a second waker")
+        XCTAssertEqual(lost.load(ordering: .relaxed), 0, "pending polls whose latest waker was never woken")
+        XCTAssertEqual(lives.freed.load(ordering: .relaxed), lives.made.load(ordering: .relaxed),
+                       "every waker the channels stored was released")
+    }
+
+    /// Polls the receiver at `slot` once with a waker of `target`.
+    private static func poll(_ slot: UnsafeMutablePointer<OneshotReceiver<Int>?>, with target: WakerTarget)
+        -> Result<Int, OneshotClosedError>? {
+        var context = Context(waker: target.makeWaker())
+        switch slot.pointee!.poll(&context) {
+        case .ready(let outcome): return outcome
+        case .pending: return nil
+        }
     }
 
     func testBoundedChannelAppliesBackPressureAndKeepsOrder() throws {
@@ -333,6 +390,28 @@ private final class Payload: Sendable {
 private struct Wide: Sendable {
     let payload: Payload
     var padding: (Int, Int, Int, Int) = (0, 0, 0, 0)
+}
+
+/// Oneshot halves in raw memory (an Array cannot hold noncopyable values), for tests that hand
+/// the senders to one thread and the receivers to another.
+private final class OneshotHalves<T>: @unchecked Sendable {
+    // SAFETY: only the sending thread touches `senders`, and only the receiving thread
+    // `receivers`, while the threads run.
+    let senders: UnsafeMutablePointer<OneshotSender<T>>
+    let receivers: UnsafeMutablePointer<OneshotReceiver<T>?>
+    init(_ count: Int) {
+        senders = .allocate(capacity: count)
+        receivers = .allocate(capacity: count)
+        for index in 0..<count {
+            let channel = Oneshot.channel(of: T.self)
+            (senders + index).initialize(to: channel.sender)
+            (receivers + index).initialize(to: channel.receiver)
+        }
+    }
+    deinit {
+        senders.deallocate()   // each sender was moved out and dropped by the sending thread
+        receivers.deallocate() // each receiver was set to nil by the receiving thread
+    }
 }
 
 /// Owns `held` until `until` is ready, then drops it and is ready.

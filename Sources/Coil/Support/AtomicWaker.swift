@@ -8,7 +8,7 @@ import Synchronization
 /// the registrant sees it when it tries to go back to `waiting` and wakes the new waker itself,
 /// so a wake is never lost between "register" and "check the condition again".
 ///
-/// A state object that needs one waker slot inherits from it (`OneshotState`, `TimerEntry`), so
+/// A state object that needs one waker slot inherits from it (`TimerEntry`), so
 /// the slot lives in the same allocation as the state it guards; its methods are `final`.
 @usableFromInline
 class AtomicWaker: @unchecked Sendable {

@@ -52,27 +52,56 @@ enum OneshotBits {
     @usableFromInline static let senderClosed: UInt8 = 2
     @usableFromInline static let receiverClosed: UInt8 = 4
     @usableFromInline static let consumed: UInt8 = 8
+    /// The receiver's waker is in `OneshotState.waker` (see there for who may touch it).
+    @usableFromInline static let receiverWaiting: UInt8 = 32
+    /// Either side's end: after it, nothing more will arrive.
+    @usableFromInline static var finished: UInt8 { valueSent | senderClosed }
 }
 
-/// The shared state of one channel, in one allocation: the receiver's waker slot (inherited from
-/// `AtomicWaker`), `bits`, which decides every race, and raw room for the value.
+/// The shared state of one channel, in one allocation: `bits`, which decides every race, the
+/// receiver's waker, and raw room for the value.
 ///
-/// The sender writes the value before it sets `valueSent` (release); the receiver reads it after
-/// it sees the bit (acquire); whichever of "receiver closed" and "value sent" comes second owns
-/// the value and drops it. So the state itself never holds a value when it is freed, and it need
-/// not know the value's type: it is not generic, the halves' deinits reach it at fixed offsets
-/// even where they run unspecialized, and freeing it looks up no generic metadata.
+/// The value: the sender writes it before it sets `valueSent` (release); the receiver reads it
+/// after it sees the bit (acquire); whichever of "receiver closed" and "value sent" comes second
+/// owns the value and drops it. So the state itself never holds a value when it is freed, and it
+/// need not know the value's type: it is not generic, the halves' deinits reach it at fixed
+/// offsets even where they run unspecialized, and freeing it looks up no generic metadata.
+///
+/// The waker (Tokio's oneshot protocol, with one read-modify-write on each side):
+///   W1  While `receiverWaiting` is clear, only the receiver touches `waker`: it drops the old one
+///       and stores a clone of its task's, then sets the bit.
+///   W2  The side that ends the channel (a send, or the sender's drop) sets its bit with one RMW;
+///       if that RMW saw `receiverWaiting`, the waker is now the ender's: it takes it out and
+///       wakes it. The receiver never reads `waker` while the bit is set (it compares against
+///       its own copy of what it stored), so the take does not race with it.
+///   W3  A receiver polled by a different task clears the bit first; if the RMW shows the channel
+///       ended meanwhile, the waker belongs to the ender (W2) and the receiver leaves it alone.
+///   W4  Whatever is still in `waker` when the state is freed is dropped then.
 ///
 /// The value sits in `storage` when it fits (32 bytes, 8-byte aligned: any reference, most
 /// enums and small structs); a larger value goes in a heap cell allocated by the send, whose
 /// address `storage` then holds.
 @usableFromInline
-final class OneshotState: AtomicWaker, @unchecked Sendable {
-    // SAFETY: `storage` is touched by one side at a time, as `bits` hands it over (above).
+final class OneshotState: @unchecked Sendable {
+    // SAFETY: `storage` is touched by one side at a time, as `bits` hands it over, and `waker`
+    // as W1-W4 say.
     @usableFromInline let bits = Atomic<UInt8>(0)
     @exclusivity(unchecked) @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    @exclusivity(unchecked) @usableFromInline var waker: RawWaker? = nil
 
-    @usableFromInline override init() { super.init() }
+    @usableFromInline init() {}
+
+    deinit { if let raw = waker { raw.vtable.pointee.drop(raw.data) } }  // W4
+
+    /// The ender's side of W2: `previous` is what its RMW saw.
+    @inlinable
+    func wakeReceiver(ifWaiting previous: UInt8) {
+        guard previous & (OneshotBits.receiverWaiting | OneshotBits.receiverClosed) == OneshotBits.receiverWaiting else { return }
+        if let raw = waker {
+            waker = nil
+            Waker(unsafeRaw: raw).wake()
+        }
+    }
 
     @inlinable
     static func fitsInline<T>(_: T.Type) -> Bool {
@@ -130,7 +159,7 @@ public struct OneshotSender<T>: ~Copyable, @unchecked Sendable {
         if previous & OneshotBits.receiverClosed != 0 {
             return .failure(OneshotSendError(value: shared.take(T.self)))
         }
-        shared.wake()
+        shared.wakeReceiver(ifWaiting: previous)
         return .success(())
     }
 
@@ -139,8 +168,8 @@ public struct OneshotSender<T>: ~Copyable, @unchecked Sendable {
 
     deinit {
         guard shared.bits.load(ordering: .acquiring) & OneshotBits.sendClaimed == 0 else { return }
-        shared.bits.bitwiseOr(OneshotBits.senderClosed, ordering: .acquiringAndReleasing)
-        shared.wake()
+        let previous = shared.bits.bitwiseOr(OneshotBits.senderClosed, ordering: .acquiringAndReleasing).oldValue
+        shared.wakeReceiver(ifWaiting: previous)
     }
 }
 
@@ -156,29 +185,46 @@ public struct OneshotSendError<T>: Error {
 public struct OneshotReceiver<T>: ~Copyable, Future, @unchecked Sendable {
     // SAFETY: see OneshotState; one task polls the receiver at a time.
     @usableFromInline let shared: OneshotState
+    /// What this receiver last stored in `shared.waker`, to compare with (W2: it never reads
+    /// the shared slot while the sender may take it). Not an owning reference.
+    @usableFromInline var stored: RawWaker? = nil
 
     @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Result<T, OneshotClosedError>> {
         guard Coop.proceed(&context) else { return .pending }
-        if let ready = tryTake() { return .ready(ready) }
-        shared.register(context.waker)
-        if let ready = tryTake() { return .ready(ready) }
+        var bits = shared.bits.load(ordering: .acquiring)
+        if let ready = take(bits) { return .ready(ready) }
+        if bits & OneshotBits.receiverWaiting != 0 {
+            if stored == context.waker.rawWaker { return .pending }  // the same task waits already
+            bits = shared.bits.bitwiseAnd(~OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
+            if bits & OneshotBits.finished != 0 {
+                return .ready(take(bits)!)  // W3: ended meanwhile; the waker is the ender's
+            }
+        }
+        // W1: the slot is ours.
+        if let old = shared.waker { old.vtable.pointee.drop(old.data) }
+        let raw = context.waker.clone().intoRaw()
+        shared.waker = raw
+        stored = raw
+        bits = shared.bits.bitwiseOr(OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
+        if let ready = take(bits) { return .ready(ready) }
         return .pending
     }
 
     /// The value if it was sent (once), the closed error if the sender is gone, nil otherwise.
     @inlinable
-    public func tryReceive() -> Result<T, OneshotClosedError>? { tryTake() }
+    public func tryReceive() -> Result<T, OneshotClosedError>? { take(shared.bits.load(ordering: .acquiring)) }
 
+    /// The outcome, if `bits` (the current state, loaded with acquire) has one.
     @inlinable
-    func tryTake() -> Result<T, OneshotClosedError>? {
-        let bits = shared.bits.load(ordering: .acquiring)
+    func take(_ bits: UInt8) -> Result<T, OneshotClosedError>? {
         if bits & OneshotBits.consumed != 0 { preconditionFailure("oneshot receiver polled after it completed") }
         // Once the sender has set `valueSent` or `senderClosed`, its only write to `bits` is a
         // repeated send's claim, which changes no bit (`sendClaimed` is already set, or the
-        // sender is gone); so the receiver marks them consumed with a plain store.
+        // sender is gone), and only this receiver writes otherwise; so it marks the outcome
+        // consumed with a plain store.
         if bits & OneshotBits.valueSent != 0 {
             shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
             return .success(shared.take(T.self))
