@@ -1,4 +1,4 @@
-import Coil
+@testable import Coil
 import CoilTestSupport
 import Synchronization
 import XCTest
@@ -38,17 +38,51 @@ final class SyncPrimitiveTests: XCTestCase {
         XCTAssertEqual(error.value, 7)
     }
 
+    /// The channel state lives exactly as long as the second half: it is freed when both are
+    /// gone, in either order, sent or not; a waker still stored in it is released with it.
+    func testOneshotStateIsFreedByWhicheverHalfGoesSecond() {
+        final class Freed: WakerTarget, @unchecked Sendable {
+            static let count = Atomic<Int>(0)
+            deinit { Self.count.add(1, ordering: .relaxed) }
+        }
+        let statesBefore = OneshotState.alive.load(ordering: .relaxed)
+        for senderGoesLast in [false, true] {
+            for sends in [false, true] {
+                let label = "sender last: \(senderGoesLast), sends: \(sends)"
+                let freedBefore = Freed.count.load(ordering: .relaxed)
+                let channel = Oneshot.channel(of: Int.self)
+                var tx: OneshotSender<Int>? = .some(channel.sender)
+                var rx: OneshotReceiver<Int>? = .some(channel.receiver)
+                do {
+                    var context = Context(waker: Freed().makeWaker())
+                    if case .ready = rx!.poll(&context) { XCTFail(label) }  // stores the waker
+                }
+                XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore + 1, label)
+                if sends && !senderGoesLast { _ = tx!.send(1) }  // takes and wakes the waker
+                if senderGoesLast { rx = nil } else { tx = nil }
+                XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore + 1, "one half left: \(label)")
+                if sends && senderGoesLast { _ = tx!.send(1) }  // fails: the receiver is gone
+                if senderGoesLast { tx = nil } else { rx = nil }
+                XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "both gone: \(label)")
+                XCTAssertEqual(Freed.count.load(ordering: .relaxed), freedBefore + 1, "the stored waker released: \(label)")
+            }
+        }
+    }
+
     /// Every value a oneshot carries is released exactly once, on every path: received, sent to
     /// a receiver dropped before or after the send, a second send refused. Once for a value that
     /// fits the channel's inline room (a reference) and once for one that takes a heap cell (a
     /// 40-byte struct holding a reference).
     func testOneshotReleasesEveryValueExactlyOnce() {
+        let statesBefore = OneshotState.alive.load(ordering: .relaxed)
+        defer { XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "every channel state freed") }
         func check<T>(_ wrap: (Payload) -> T, _ unwrap: (T) -> Payload, _ label: String) {
             let lives = Payload.Counter()
             do {
                 let channel = Oneshot.channel(of: T.self)
                 let tx = channel.sender, rx = channel.receiver
-                XCTAssertNil(rx.tryReceive(), label)
+                let early = rx.tryReceive()
+                XCTAssertNil(early, label)
                 guard case .success = tx.send(wrap(Payload(1, lives))) else { return XCTFail(label) }
                 guard case .failure(let again) = tx.send(wrap(Payload(2, lives))) else { return XCTFail(label) }
                 XCTAssertEqual(unwrap(again.value).id, 2, label)
@@ -82,6 +116,8 @@ final class SyncPrimitiveTests: XCTestCase {
     /// may be under way. Each of 20,000 values is received, handed back to the sender, or dropped
     /// with its receiver, and released exactly once.
     func testOneshotRacingSendAndReceiverDropReleaseEveryValueOnce() {
+        let statesBefore = OneshotState.alive.load(ordering: .relaxed)
+        defer { XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "every channel state freed") }
         let count = 20_000 * stressScale
         final class Tally: Sendable {
             let sent = Atomic<Int>(-1), dropped = Atomic<Int>(-1)
@@ -132,6 +168,8 @@ final class SyncPrimitiveTests: XCTestCase {
     /// must be woken (no lost wake-up), and the next poll must then be ready with the right
     /// outcome. Every waker reference the channel took is released (each target is freed).
     func testOneshotWakesTheLatestWaiterWhileTheSenderRaces() {
+        let statesBefore = OneshotState.alive.load(ordering: .relaxed)
+        defer { XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "every channel state freed") }
         final class Target: WakerTarget, @unchecked Sendable {
             let wakes = Atomic<Int>(0)
             let lives: Lives

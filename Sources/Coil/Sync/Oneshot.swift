@@ -89,9 +89,24 @@ final class OneshotState: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     @exclusivity(unchecked) @usableFromInline var waker: RawWaker? = nil
 
-    @usableFromInline init() {}
+    #if DEBUG
+    /// How many channel states are alive (debug builds only): the tests check that every path
+    /// frees its state exactly once.
+    static let alive = Atomic<Int>(0)
+    #endif
 
-    deinit { if let raw = waker { raw.vtable.pointee.drop(raw.data) } }  // W4
+    @usableFromInline init() {
+        #if DEBUG
+        Self.alive.add(1, ordering: .relaxed)
+        #endif
+    }
+
+    deinit {
+        if let raw = waker { raw.vtable.pointee.drop(raw.data) }  // W4
+        #if DEBUG
+        Self.alive.subtract(1, ordering: .relaxed)
+        #endif
+    }
 
     /// The ender's side of W2: `previous` is what its RMW saw.
     @inlinable
