@@ -1,11 +1,3 @@
-import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// What a task needs from the scheduler that owns it. All three may be called from any thread
 /// (a waker can be woken anywhere), so conformers are `Sendable`.
 public protocol TaskScheduler: Sendable {
@@ -178,38 +170,4 @@ public struct OwnedTasks: ~Copyable, @unchecked Sendable {
             return OwnedTask(unsafeRaw: task)
         }
     }
-}
-
-/// A lock for critical sections of a few loads and stores (the owned list's link updates): one
-/// compare-and-swap to take it, one plain release store to give it back. A thread that finds it
-/// taken spins a little, then yields the CPU between tries (the holder may have been preempted).
-///
-/// Why not a pthread mutex: once a process has started a second thread, glibc's mutex costs an
-/// atomic read-modify-write on unlock as well as on lock, plus its calls, and spawn and
-/// completion each take a shard lock. Why not `Synchronization.Mutex`: ThreadSanitizer does not
-/// see it (see `LockedValue`); it sees this lock's atomics.
-struct SpinLock: ~Copyable {
-    let word = Atomic<UInt32>(0)
-
-    @inline(__always)
-    func lock() {
-        if word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
-        lockContended()
-    }
-
-    @inline(never)
-    func lockContended() {
-        var tries = 0
-        while true {
-            if word.load(ordering: .relaxed) == 0,
-               word.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
-                return
-            }
-            tries += 1
-            if tries >= 32 { sched_yield() }
-        }
-    }
-
-    @inline(__always)
-    func unlock() { word.store(0, ordering: .releasing) }
 }
