@@ -10,11 +10,36 @@ public protocol TaskScheduler: Sendable {
     /// The task finished: remove it from the owned list. Returns whether it was there, in which
     /// case the list's reference passes to the caller, who drops it.
     func release(_ task: RawTask) -> Bool
+
+    // The three above, called on the scheduler where it lies in the task. The task's operations
+    // run unspecialized, and calling a method of a generic `S` there copies the scheduler out
+    // through its value witnesses (a copy, the call, a destroy) on every schedule, yield and
+    // completion. These requirements have default implementations, so their witnesses are
+    // emitted, specialized, where each scheduler type conforms (as `Future._pollStage` is).
+    // Don't implement them yourself.
+    static func _schedule(at scheduler: UnsafeRawPointer, _ task: consuming Notified)
+    static func _yieldNow(at scheduler: UnsafeRawPointer, _ task: consuming Notified)
+    static func _release(at scheduler: UnsafeRawPointer, _ task: RawTask) -> Bool
 }
 
 extension TaskScheduler {
     /// By default a yield is an ordinary schedule.
     public func yieldNow(_ task: consuming Notified) { schedule(task) }
+
+    @inlinable
+    public static func _schedule(at scheduler: UnsafeRawPointer, _ task: consuming Notified) {
+        scheduler.assumingMemoryBound(to: Self.self).pointee.schedule(task)
+    }
+
+    @inlinable
+    public static func _yieldNow(at scheduler: UnsafeRawPointer, _ task: consuming Notified) {
+        scheduler.assumingMemoryBound(to: Self.self).pointee.yieldNow(task)
+    }
+
+    @inlinable
+    public static func _release(at scheduler: UnsafeRawPointer, _ task: RawTask) -> Bool {
+        scheduler.assumingMemoryBound(to: Self.self).pointee.release(task)
+    }
 }
 
 /// The set of tasks a scheduler owns: one reference each, from spawn until the task is released at
@@ -111,26 +136,33 @@ public struct OwnedTasks: ~Copyable, @unchecked Sendable {
         return Bound(handle: handle, notified: notified)
     }
 
+    // insert and remove are on every spawn and completion: they take the lock themselves rather
+    // than through `withShard`, whose closure the optimizer left as a call.
     @usableFromInline
     func insert(_ task: RawTask) -> Bool {
-        withShard(shardIndex(task)) { list in
-            guard !list.closed else { return false }
-            task.ownedNext = list.head
-            if let head = list.head { RawTask(head).ownedPrev = task.pointer }
-            list.head = task.pointer
-            list.count += 1
-            return true
-        }
+        let index = shardIndex(task)
+        let lock = lock(index)
+        lock.pointee.lock()
+        defer { lock.pointee.unlock() }
+        let list = list(index)
+        guard !list.pointee.closed else { return false }
+        task.ownedNext = list.pointee.head
+        if let head = list.pointee.head { RawTask(head).ownedPrev = task.pointer }
+        list.pointee.head = task.pointer
+        list.pointee.count += 1
+        return true
     }
 
     /// Unlinks `task` if it is in the list; returns whether it was (see `TaskScheduler.release`).
     public func remove(_ task: RawTask) -> Bool {
-        withShard(shardIndex(task)) { list in
-            let linked = list.head == task.pointer || task.ownedPrev != nil
-            guard linked else { return false }
-            Self.unlink(task, from: &list)
-            return true
-        }
+        let index = shardIndex(task)
+        let lock = lock(index)
+        lock.pointee.lock()
+        defer { lock.pointee.unlock() }
+        let list = list(index)
+        guard list.pointee.head == task.pointer || task.ownedPrev != nil else { return false }
+        Self.unlink(task, from: &list.pointee)
+        return true
     }
 
     static func unlink(_ task: RawTask, from list: inout List) {

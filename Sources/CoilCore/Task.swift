@@ -136,7 +136,11 @@ enum JoinRead {
 //
 // data = the task pointer; the reference a waker owns is one count in the state word.
 
-@usableFromInline nonisolated(unsafe) let taskWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
+// Statically initialised storage (the initialiser is a constant, so the global is laid out at load
+// time): reading the vtable's address costs no lazy-global check. A `let` made by `makeStatic`
+// was initialised on first use, and every poll paid a `swift_once` call to find it (~3% of ct
+// yield_many in perf). Never written after load; `var` only so that its address can be taken.
+@exclusivity(unchecked) @usableFromInline nonisolated(unsafe) var taskWakerVTableStorage =
     WakerVTable(
         clone: { data in
             RawTask(UnsafeMutableRawPointer(mutating: data!)).header.pointee.state.incrementRef()
@@ -161,7 +165,13 @@ enum JoinRead {
         },
         drop: { data in
             RawTask(UnsafeMutableRawPointer(mutating: data!)).dropReference()
-        }))
+        })
+
+/// The address of the task waker's vtable.
+@inlinable var taskWakerVTable: UnsafePointer<WakerVTable> {
+    // SAFETY: the storage is a stored global without observers: `&` yields its own, stable address.
+    withUnsafePointer(to: &taskWakerVTableStorage) { $0 }
+}
 
 extension RawTask {
     /// The raw form of this task's waker, lent to the future during a poll without a reference.

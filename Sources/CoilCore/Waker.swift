@@ -136,8 +136,11 @@ extension Waker {
     }
 }
 
-nonisolated(unsafe) let noopWakerVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
-    WakerVTable(clone: { $0 }, wake: { _ in }, wakeByRef: { _ in }, drop: { _ in }))
+// Statically initialised, as the task waker's vtable is (see `taskWakerVTableStorage`).
+@exclusivity(unchecked) nonisolated(unsafe) var noopWakerVTableStorage =
+    WakerVTable(clone: { $0 }, wake: { _ in }, wakeByRef: { _ in }, drop: { _ in })
+
+var noopWakerVTable: UnsafePointer<WakerVTable> { withUnsafePointer(to: &noopWakerVTableStorage) { $0 } }
 
 /// A waker target that is an object: subclass it, override `wake()`, and `makeWaker()` hands
 /// out wakers that each hold one strong reference to it (cloning retains, dropping releases).
@@ -169,7 +172,7 @@ open class WakerTarget: @unchecked Sendable {
 
 // Each function's data is a +1 reference to a WakerTarget made by makeWaker() or clone: wake and
 // drop consume that reference, clone creates one, wakeByRef borrows it.
-nonisolated(unsafe) let wakerTargetVTable: UnsafePointer<WakerVTable> = WakerVTable.makeStatic(
+@exclusivity(unchecked) nonisolated(unsafe) var wakerTargetVTableStorage =
     WakerVTable(
         clone: { data in
             _ = WakerTarget.from(data).retain()
@@ -181,4 +184,6 @@ nonisolated(unsafe) let wakerTargetVTable: UnsafePointer<WakerVTable> = WakerVTa
             target.release()
         },
         wakeByRef: { data in WakerTarget.from(data).takeUnretainedValue().wake() },
-        drop: { data in WakerTarget.from(data).release() }))
+        drop: { data in WakerTarget.from(data).release() })
+
+var wakerTargetVTable: UnsafePointer<WakerVTable> { withUnsafePointer(to: &wakerTargetVTableStorage) { $0 } }
