@@ -9,12 +9,19 @@
 public struct Context: ~Copyable {
     @usableFromInline let raw: RawWaker
     @usableFromInline let ownsWaker: Bool
+    /// `wakeAfterPoll()`'s state: `.immediate` for a context that cannot defer a wake,
+    /// `.deferrable` for a task's own poll, `.requested` once a deferred wake was asked for.
+    @usableFromInline var deferredWake: DeferredWake
+
+    @usableFromInline
+    enum DeferredWake: UInt8 { case immediate, deferrable, requested }
 
     /// A context that owns `waker` and drops it with itself.
     @inlinable
     public init(waker: consuming Waker) {
         self.raw = waker.intoRaw()
         self.ownsWaker = true
+        self.deferredWake = .immediate
     }
 
     /// A context lending a waker whose reference someone else holds for longer than the context.
@@ -22,7 +29,35 @@ public struct Context: ~Copyable {
     init(borrowing raw: RawWaker) {
         self.raw = raw
         self.ownsWaker = false
+        self.deferredWake = .immediate
     }
+
+    /// The context of a task's own poll: lends the task's waker, and lets `wakeAfterPoll()`
+    /// leave the wake to the harness, which reads `wakeRequestedAfterPoll` when the poll returns.
+    @inlinable
+    init(taskWaker raw: RawWaker) {
+        self.raw = raw
+        self.ownsWaker = false
+        self.deferredWake = .deferrable
+    }
+
+    /// Wakes this context's waker by reference, as `waker.wakeByRef()` does, but lets the task
+    /// harness do it once the current poll has returned `.pending`, where it costs no state
+    /// transition of its own (the task goes from running straight to notified). That is what
+    /// `yieldNow()` and the cooperative budget use. A context that is not a task's own poll (a
+    /// combinator's, a hand-written executor's, `blockOn`'s) wakes at once.
+    @inlinable
+    public mutating func wakeAfterPoll() {
+        if deferredWake == .immediate {
+            waker.wakeByRef()
+        } else {
+            deferredWake = .requested
+        }
+    }
+
+    /// Whether `wakeAfterPoll()` was called on a task's own context (read by the harness).
+    @inlinable
+    var wakeRequestedAfterPoll: Bool { deferredWake == .requested }
 
     /// Runs `body` with a context that lends `waker` (no clone, no reference count traffic).
     @inlinable

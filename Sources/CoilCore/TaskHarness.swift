@@ -4,6 +4,16 @@ import Glibc
 import Musl
 #endif
 
+/// What one poll of a task's future came to.
+@usableFromInline
+enum PollOutcome {
+    /// The future finished; its output is in the stage.
+    case ready
+    case pending
+    /// Pending, and the future asked to be woken once the poll returns (`Context.wakeAfterPoll`).
+    case wakeAfterPoll
+}
+
 /// What a task's stage storage holds (`TaskHeader.stageTag`).
 @usableFromInline
 enum StageTag: UInt8 {
@@ -95,11 +105,16 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     override class func poll(_ task: RawTask) {
         switch task.updateState(TaskState.transitionToRunning) {
         case .success:
-            if pollFuture(task) {
+            let outcome = pollFuture(task)
+            if outcome == .ready {
                 complete(task)
                 return
             }
-            switch task.updateState(TaskState.transitionToIdle) {
+            // A wake the future left for after the poll (`Context.wakeAfterPoll`) is folded into
+            // this transition: running -> notified, no transition of its own.
+            let toIdle = outcome == .pending
+                ? task.updateState(TaskState.transitionToIdle) : task.updateState(TaskState.transitionToIdleNotified)
+            switch toIdle {
             case .ok:
                 return
             case .okNotified:
@@ -121,16 +136,18 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
         }
     }
 
-    /// Polls the future once; on ready, replaces it with its output. Returns whether it finished.
+    /// Polls the future once; on ready, replaces it with its output.
     @inlinable
-    static func pollFuture(_ task: RawTask) -> Bool {
+    static func pollFuture(_ task: RawTask) -> PollOutcome {
         // SAFETY: rule 2, the caller holds RUNNING.
         precondition(task.header.pointee.stageTag == .future, "task polled after completion")
-        var context = Context(borrowing: task.borrowedWaker)
+        var context = Context(taskWaker: task.borrowedWaker)
         // Through the future's own (specialized) witness: see Future._pollStage.
-        guard F._pollStage(stage(task), &context) else { return false }
+        guard F._pollStage(stage(task), &context) else {
+            return context.wakeRequestedAfterPoll ? .wakeAfterPoll : .pending
+        }
         task.header.pointee.stageTag = .output
-        return true
+        return .ready
     }
 
     /// Drops the future (dropping is cancelling) and records the cancellation.

@@ -188,6 +188,19 @@ extension TaskState {
         return (next, next.refCount == 0 ? .okDealloc : .ok)
     }
 
+    /// As `transitionToIdle`, for a poll that returned pending and asked to be woken after it
+    /// (`Context.wakeAfterPoll`): the task becomes NOTIFIED at once and the poller's reference
+    /// passes to the new Notified, so the outcome is `.okNotified` (or `.cancelled`).
+    @inlinable
+    public static func transitionToIdleNotified(_ state: TaskState) -> (TaskState, ToIdle) {
+        precondition(state.isRunning && !state.isComplete, "to-idle while not running")
+        guard !state.isCancelled else { return (state, .cancelled) }
+        var next = state
+        next.clear(running)
+        next.set(notified)
+        return (next, .okNotified)
+    }
+
     /// The output (or cancellation) is stored. Requires RUNNING; returns the new state, which tells
     /// the completer whether anyone will read the output and whether a join waker is set.
     @inlinable

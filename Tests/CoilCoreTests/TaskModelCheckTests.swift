@@ -21,6 +21,8 @@ struct TaskModel {
     enum PC: Hashable {
         // runner
         case runnerIdle, runnerHasNotified, runnerPolling, runnerSelfWoke, runnerToIdle
+        // the future asked for a wake after the poll (Context.wakeAfterPoll)
+        case runnerToIdleNotified
         // completion (runner or shutdown), holding RUNNING
         case cancelling, completeStart, completeDropStage, completeWake, completeUnsetWaker, completeDropWaker
         case completeRelease, completeTerminal(UInt64)
@@ -39,7 +41,7 @@ struct TaskModel {
         /// References this program counter holds.
         var heldReferences: UInt64 {
             switch self {
-            case .runnerHasNotified, .runnerPolling, .runnerSelfWoke, .runnerToIdle,
+            case .runnerHasNotified, .runnerPolling, .runnerSelfWoke, .runnerToIdle, .runnerToIdleNotified,
                  .cancelling, .completeStart, .completeDropStage, .completeWake, .completeUnsetWaker,
                  .completeDropWaker, .completeRelease:
                 return 1
@@ -149,6 +151,10 @@ struct TaskModel {
                 selfWake.selfWakes += 1
                 selfWake.pcs[me] = .runnerSelfWoke
                 choices.append(selfWake)
+                var deferred = w
+                deferred.selfWakes += 1
+                deferred.pcs[me] = .runnerToIdleNotified
+                choices.append(deferred)
             }
             if let waiting = w.pcs.firstIndex(of: .wakerWaiting) {
                 var handOff = w  // the future stores a clone of its waker where a waker actor finds it
@@ -163,8 +169,11 @@ struct TaskModel {
             try check(outcome == .doNothing, "a wake of a running task submitted it", w)
             w.state = state
             w.pcs[me] = .runnerToIdle
-        case .runnerToIdle:
-            let (state, outcome) = TaskState.transitionToIdle(w.state)
+        case .runnerToIdle, .runnerToIdleNotified:
+            let (state, outcome) = w.pcs[me] == .runnerToIdle
+                ? TaskState.transitionToIdle(w.state) : TaskState.transitionToIdleNotified(w.state)
+            try check(w.pcs[me] == .runnerToIdle || outcome == .okNotified || outcome == .cancelled,
+                      "a deferred wake did not notify", w)
             w.state = state
             switch outcome {
             case .ok: w.runningOwner = nil; w.pcs[me] = .runnerIdle

@@ -78,6 +78,69 @@ final class TaskPollTests: XCTestCase {
         XCTAssertEqual(log.count(.deallocs), 1)
     }
 
+    func testAWakeAfterThePollReschedulesThroughYieldWithoutWakingTheWaker() {
+        let runtime = TestRuntime(), log = runtime.log
+        var polls = 0
+        let handle = runtime.spawn(pollFn { context -> Poll<Void> in
+            polls += 1
+            if polls == 4 { return .ready(()) }
+            context.wakeAfterPoll()
+            if polls == 2 { context.waker.wakeByRef() }  // and a real wake in the same poll: one reschedule
+            return .pending
+        })
+        XCTAssertEqual(runtime.runAll(), 4)
+        XCTAssertEqual(polls, 4)
+        XCTAssertEqual(log.count(.yields), 3, "each deferred wake reschedules once, through yieldNow")
+        XCTAssertEqual(log.count(.schedules), 1)
+        XCTAssertTrue(handle.isFinished)
+        _ = consume handle
+        XCTAssertEqual(log.count(.deallocs), 1)
+    }
+
+    func testAWakeAfterThePollThenReadyIsNotRescheduled() {
+        let runtime = TestRuntime(), log = runtime.log
+        let handle = runtime.spawn(pollFn { context -> Poll<Void> in
+            context.wakeAfterPoll()
+            return .ready(())
+        })
+        XCTAssertEqual(runtime.runAll(), 1)
+        XCTAssertEqual(log.count(.yields), 0)
+        XCTAssertEqual(runtime.queued, 0)
+        XCTAssertTrue(handle.isFinished)
+        _ = consume handle
+        XCTAssertEqual(log.count(.deallocs), 1)
+    }
+
+    func testAWakeAfterPollOutsideATaskWakesAtOnce() {
+        let counter = CountingWaker()
+        var context = Context(waker: counter.makeWaker())
+        context.wakeAfterPoll()
+        XCTAssertEqual(counter.counts.wakes, 1)
+        // Lent onward (as a combinator or blockOn does), it wakes at once too.
+        Context.withWaker(context.waker) { inner in inner.wakeAfterPoll() }
+        XCTAssertEqual(counter.counts.wakes, 2)
+        _ = consume context
+        XCTAssertEqual(counter.counts.drops, 1)
+    }
+
+    func testAWakeAfterPollOfACancelledTaskCompletesIt() {
+        let runtime = TestRuntime(), log = runtime.log
+        let abort = LockedValue<AbortHandle?>(nil)
+        let handle = runtime.spawn(pollFn { context -> Poll<Void> in
+            abort.withLock { $0!.abort() }  // cancelled while running
+            context.wakeAfterPoll()
+            return .pending
+        })
+        abort.withLock { $0 = handle.makeAbortHandle() }
+        XCTAssertEqual(runtime.runAll(), 1)
+        XCTAssertEqual(log.count(.yields), 0)
+        XCTAssertEqual(runtime.queued, 0)
+        XCTAssertTrue(handle.isFinished)
+        abort.withLock { $0 = nil }
+        _ = consume handle
+        XCTAssertEqual(log.count(.deallocs), 1)
+    }
+
     func testWakeByValueDuringThePollAlsoReschedules() {
         let runtime = TestRuntime(), log = runtime.log
         var polls = 0

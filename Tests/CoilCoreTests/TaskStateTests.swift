@@ -40,6 +40,13 @@ final class TaskStateTests: XCTestCase {
         XCTAssertEqual(outcome, .okNotified)
         XCTAssertEqual(next, state(refs: 2, S.notified))  // the poller's reference is the new Notified's
         XCTAssertEqual(S.transitionToIdle(state(refs: 2, S.running, S.cancelled)).1, .cancelled)
+        // A wake left for after the poll: straight to notified, the poller's reference kept for
+        // the Notified, whether or not another wake came during the poll.
+        XCTAssertEqual(S.transitionToIdleNotified(state(refs: 1, S.running)).1, .okNotified)
+        XCTAssertEqual(S.transitionToIdleNotified(state(refs: 1, S.running)).0, state(refs: 1, S.notified))
+        XCTAssertEqual(S.transitionToIdleNotified(state(refs: 2, S.running, S.notified)).0, state(refs: 2, S.notified))
+        XCTAssertEqual(S.transitionToIdleNotified(state(refs: 2, S.running, S.cancelled)).1, .cancelled)
+        XCTAssertEqual(S.transitionToIdleNotified(state(refs: 2, S.running, S.cancelled)).0, state(refs: 2, S.running, S.cancelled))
     }
 
     func testCompleteSwapsRunningForComplete() {

@@ -12,7 +12,7 @@ public enum Coop {
     @inlinable
     public static func proceed(_ context: inout Context) -> Bool {
         if coil_context_take_budget() { return true }
-        context.waker.wakeByRef()
+        context.wakeAfterPoll()
         return false
     }
 

@@ -244,7 +244,7 @@ public struct YieldNow: Future, Sendable {
     public mutating func poll(_ context: inout Context) -> Poll<Void> {
         if yielded { return .ready(()) }
         yielded = true
-        context.waker.wakeByRef()
+        context.wakeAfterPoll()
         return .pending
     }
 }
