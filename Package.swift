@@ -19,8 +19,10 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("uring")]
         ),
+        // CoilCore's built-in waker vtables in static storage (see its header for why C).
+        .target(name: "CCoilCore", path: "CSources/CCoilCore"),
         // Poll/Future/Waker and the task: knows nothing of threads, rings or sockets.
-        .target(name: "CoilCore"),
+        .target(name: "CoilCore", dependencies: ["CCoilCore"]),
         .target(name: "Coil", dependencies: ["CCoil", "CoilCore"]),
         // Example servers and tools on the public API only.
         .executableTarget(name: "coil-echo", dependencies: ["Coil"], path: "Sources/Examples/coil-echo"),

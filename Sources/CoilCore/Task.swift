@@ -1,3 +1,4 @@
+import CCoilCore
 import Synchronization
 
 // MARK: - Layout
@@ -136,41 +137,44 @@ enum JoinRead {
 //
 // data = the task pointer; the reference a waker owns is one count in the state word.
 
-// Statically initialised storage (the initialiser is a constant, so the global is laid out at load
-// time): reading the vtable's address costs no lazy-global check. A `let` made by `makeStatic`
-// was initialised on first use, and every poll paid a `swift_once` call to find it (~3% of ct
-// yield_many in perf). Never written after load; `var` only so that its address can be taken.
-@exclusivity(unchecked) @usableFromInline nonisolated(unsafe) var taskWakerVTableStorage =
-    WakerVTable(
-        clone: { data in
-            RawTask(UnsafeMutableRawPointer(mutating: data!)).header.pointee.state.incrementRef()
-            return data
-        },
-        wake: { data in
-            let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
-            switch task.updateState(TaskState.transitionToNotifiedByValue) {
-            case .doNothing: break
-            case .submit:
-                task.ops.schedule(task)  // the Notified's new reference
-                task.dropReference()  // the waker's, only now that `schedule` has returned
-            case .dealloc: task.ops.dealloc(task)
-            }
-        },
-        wakeByRef: { data in
-            let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
-            switch task.updateState(TaskState.transitionToNotifiedByRef) {
-            case .doNothing, .dealloc: break
-            case .submit: task.ops.schedule(task)  // a new reference was taken for the Notified
-            }
-        },
-        drop: { data in
-            RawTask(UnsafeMutableRawPointer(mutating: data!)).dropReference()
-        })
+// The functions of the task waker's vtable, which lives in static storage in CCoilCore
+// (coil_core_vtables.h says why).
 
-/// The address of the task waker's vtable.
+@_cdecl("coil__task_waker_clone")
+func taskWakerClone(_ data: UnsafeRawPointer?) -> UnsafeRawPointer? {
+    RawTask(UnsafeMutableRawPointer(mutating: data!)).header.pointee.state.incrementRef()
+    return data
+}
+
+@_cdecl("coil__task_waker_wake")
+func taskWakerWake(_ data: UnsafeRawPointer?) {
+    let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
+    switch task.updateState(TaskState.transitionToNotifiedByValue) {
+    case .doNothing: break
+    case .submit:
+        task.ops.schedule(task)  // the Notified's new reference
+        task.dropReference()  // the waker's, only now that `schedule` has returned
+    case .dealloc: task.ops.dealloc(task)
+    }
+}
+
+@_cdecl("coil__task_waker_wake_by_ref")
+func taskWakerWakeByRef(_ data: UnsafeRawPointer?) {
+    let task = RawTask(UnsafeMutableRawPointer(mutating: data!))
+    switch task.updateState(TaskState.transitionToNotifiedByRef) {
+    case .doNothing, .dealloc: break
+    case .submit: task.ops.schedule(task)  // a new reference was taken for the Notified
+    }
+}
+
+@_cdecl("coil__task_waker_drop")
+func taskWakerDrop(_ data: UnsafeRawPointer?) {
+    RawTask(UnsafeMutableRawPointer(mutating: data!)).dropReference()
+}
+
+/// The task waker's vtable.
 @inlinable var taskWakerVTable: UnsafePointer<WakerVTable> {
-    // SAFETY: the storage is a stored global without observers: `&` yields its own, stable address.
-    withUnsafePointer(to: &taskWakerVTableStorage) { $0 }
+    coil_task_waker_vtable_address().assumingMemoryBound(to: WakerVTable.self)
 }
 
 extension RawTask {

@@ -1,3 +1,4 @@
+import CCoilCore
 /// The four operations every kind of waker implements, as C function pointers so that a vtable is a
 /// plain 32-byte value that can live in static storage.
 ///
@@ -136,11 +137,14 @@ extension Waker {
     }
 }
 
-// Statically initialised, as the task waker's vtable is (see `taskWakerVTableStorage`).
-@exclusivity(unchecked) nonisolated(unsafe) var noopWakerVTableStorage =
-    WakerVTable(clone: { $0 }, wake: { _ in }, wakeByRef: { _ in }, drop: { _ in })
+@_cdecl("coil__noop_waker_clone") func noopWakerClone(_ data: UnsafeRawPointer?) -> UnsafeRawPointer? { data }
+@_cdecl("coil__noop_waker_wake") func noopWakerWake(_ data: UnsafeRawPointer?) {}
 
-var noopWakerVTable: UnsafePointer<WakerVTable> { withUnsafePointer(to: &noopWakerVTableStorage) { $0 } }
+/// The no-op waker's vtable (static storage in CCoilCore; its wake, wakeByRef and drop are all
+/// `noopWakerWake`).
+var noopWakerVTable: UnsafePointer<WakerVTable> {
+    coil_noop_waker_vtable_address().assumingMemoryBound(to: WakerVTable.self)
+}
 
 /// A waker target that is an object: subclass it, override `wake()`, and `makeWaker()` hands
 /// out wakers that each hold one strong reference to it (cloning retains, dropping releases).
@@ -172,18 +176,26 @@ open class WakerTarget: @unchecked Sendable {
 
 // Each function's data is a +1 reference to a WakerTarget made by makeWaker() or clone: wake and
 // drop consume that reference, clone creates one, wakeByRef borrows it.
-@exclusivity(unchecked) nonisolated(unsafe) var wakerTargetVTableStorage =
-    WakerVTable(
-        clone: { data in
-            _ = WakerTarget.from(data).retain()
-            return data
-        },
-        wake: { data in
-            let target = WakerTarget.from(data)
-            target.takeUnretainedValue().wake()
-            target.release()
-        },
-        wakeByRef: { data in WakerTarget.from(data).takeUnretainedValue().wake() },
-        drop: { data in WakerTarget.from(data).release() })
+@_cdecl("coil__waker_target_clone")
+func wakerTargetClone(_ data: UnsafeRawPointer?) -> UnsafeRawPointer? {
+    _ = WakerTarget.from(data).retain()
+    return data
+}
 
-var wakerTargetVTable: UnsafePointer<WakerVTable> { withUnsafePointer(to: &wakerTargetVTableStorage) { $0 } }
+@_cdecl("coil__waker_target_wake")
+func wakerTargetWake(_ data: UnsafeRawPointer?) {
+    let target = WakerTarget.from(data)
+    target.takeUnretainedValue().wake()
+    target.release()
+}
+
+@_cdecl("coil__waker_target_wake_by_ref")
+func wakerTargetWakeByRef(_ data: UnsafeRawPointer?) { WakerTarget.from(data).takeUnretainedValue().wake() }
+
+@_cdecl("coil__waker_target_drop")
+func wakerTargetDrop(_ data: UnsafeRawPointer?) { WakerTarget.from(data).release() }
+
+/// WakerTarget's vtable (static storage in CCoilCore).
+var wakerTargetVTable: UnsafePointer<WakerVTable> {
+    coil_waker_target_vtable_address().assumingMemoryBound(to: WakerVTable.self)
+}

@@ -1,4 +1,5 @@
-import CoilCore
+import CCoilCore
+@testable import CoilCore
 import XCTest
 
 final class WakerTests: XCTestCase {
@@ -25,6 +26,30 @@ final class WakerTests: XCTestCase {
         XCTAssertTrue(a.willWake(a))
         XCTAssertFalse(Waker.noop.willWake(a))
         XCTAssertTrue(Waker.noop.willWake(Waker.noop))
+    }
+
+    /// The built-in vtables live in C static storage (CCoilCore) and are read as Swift
+    /// WakerVTables: the two layouts must agree, and each must reach its own functions.
+    func testStaticVTablesHaveSwiftsLayoutAndTheirOwnFunctions() {
+        XCTAssertEqual(MemoryLayout<WakerVTable>.size, coil_waker_vtable_size())
+        XCTAssertEqual(MemoryLayout<WakerVTable>.stride, coil_waker_vtable_size())
+        XCTAssertEqual(taskWakerVTable, taskWakerVTable, "one fixed address")
+        XCTAssertNotEqual(taskWakerVTable, noopWakerVTable)
+        XCTAssertNotEqual(taskWakerVTable, wakerTargetVTable)
+        // A WakerTarget's waker goes through its vtable: clone retains, wake releases.
+        final class Target: WakerTarget, @unchecked Sendable { var wakes = 0; override func wake() { wakes += 1 } }
+        let target = Target()
+        let waker = target.makeWaker()
+        XCTAssertEqual(waker.rawWaker.vtable, wakerTargetVTable)
+        let clone = waker.clone()
+        clone.wakeByRef()
+        clone.wake()
+        XCTAssertEqual(target.wakes, 2)
+        weak var released = target
+        _ = consume waker
+        _ = consume target
+        XCTAssertNil(released, "every retain the vtable took was released")
+        XCTAssertEqual(Waker.noop.rawWaker.vtable, noopWakerVTable)
     }
 
     func testNoopWakerDoesNothing() {

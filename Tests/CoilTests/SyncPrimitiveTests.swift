@@ -69,6 +69,47 @@ final class SyncPrimitiveTests: XCTestCase {
         }
     }
 
+    /// A receiver that has taken its outcome lets go of the state at once (it never touches it
+    /// again); the state lives on while the sender does, and the sender's drop frees it. The same
+    /// with the halves' roles in time swapped, and for a closed outcome.
+    func testOneshotReceiverThatTookItsOutcomeReleasesTheState() {
+        let statesBefore = OneshotState.alive.load(ordering: .relaxed)
+        do {
+            let channel = Oneshot.channel(of: Int.self)
+            let tx = channel.sender
+            var rx = channel.receiver
+            guard case .success = tx.send(5) else { return XCTFail("send") }
+            XCTAssertEqual(rx.tryReceive(), .success(5))
+            XCTAssertTrue(tx.isClosed, "the receiver has its outcome: a send would fail")
+            XCTAssertEqual(tx.send(6).failureValue?.value, 6)
+            _ = consume rx  // finished already: its drop touches nothing
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore + 1, "the sender still holds it")
+            _ = consume tx
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "freed by the sender's drop")
+        }
+        do {
+            let channel = Oneshot.channel(of: Int.self)
+            let tx = channel.sender
+            var rx = channel.receiver
+            _ = tx.send(7)
+            _ = consume tx
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore + 1, "the receiver still holds it")
+            XCTAssertEqual(rx.tryReceive(), .success(7))
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "freed by the receive itself")
+            _ = consume rx
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore)
+        }
+        do {
+            let channel = Oneshot.channel(of: Int.self)
+            var rx = channel.receiver
+            let tx = channel.sender
+            _ = consume tx  // unsent
+            XCTAssertEqual(rx.tryReceive(), .failure(OneshotClosedError()))
+            XCTAssertEqual(OneshotState.alive.load(ordering: .relaxed), statesBefore, "freed by the receive")
+            _ = consume rx
+        }
+    }
+
     /// Every value a oneshot carries is released exactly once, on every path: received, sent to
     /// a receiver dropped before or after the send, a second send refused. Once for a value that
     /// fits the channel's inline room (a reference) and once for one that takes a heap cell (a
@@ -80,7 +121,8 @@ final class SyncPrimitiveTests: XCTestCase {
             let lives = Payload.Counter()
             do {
                 let channel = Oneshot.channel(of: T.self)
-                let tx = channel.sender, rx = channel.receiver
+                let tx = channel.sender
+                var rx = channel.receiver
                 let early = rx.tryReceive()
                 XCTAssertNil(early, label)
                 guard case .success = tx.send(wrap(Payload(1, lives))) else { return XCTFail(label) }

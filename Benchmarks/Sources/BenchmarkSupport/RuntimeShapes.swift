@@ -145,8 +145,9 @@ public enum RuntimeShapes {
         var sum = 0
         for index in 0..<count {
             let channel = Oneshot.channel(of: Int.self)
+            var receiver = channel.receiver
             sendThrough(channel.sender, index)
-            if case .success(let value)? = channel.receiver.tryReceive() { sum &+= value }
+            if case .success(let value)? = receiver.tryReceive() { sum &+= value }
         }
         return sum
     }

@@ -1,8 +1,13 @@
 import CoilCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Synchronization
 
-/// A channel for exactly one value (Tokio's `oneshot`): one allocation, shared by two
-/// noncopyable halves. The receiver is a future of the value; dropping either half is seen by the
+/// A channel for exactly one value (Tokio's `oneshot`): one allocation (no reference count:
+/// the half that lets go second frees it), shared by two noncopyable halves. The receiver is a future of the value; dropping either half is seen by the
 /// other (a send to a dropped receiver fails, a receiver whose sender was dropped unsent fails).
 ///
 /// ```swift
@@ -19,7 +24,7 @@ public enum Oneshot {
     /// A sender and its receiver.
     @inlinable
     public static func channel<T>(of type: T.Type = T.self) -> OneshotChannel<T> {
-        let shared = OneshotState()
+        let shared = OneshotState.allocate()
         return OneshotChannel(sender: OneshotSender(shared: shared), receiver: OneshotReceiver(shared: shared))
     }
 }
@@ -43,51 +48,67 @@ public struct OneshotClosedError: Error, Equatable, CustomStringConvertible {
     public var description: String { "oneshot sender dropped without sending" }
 }
 
-/// The bits of `OneshotState.bits`.
+/// The bits of `OneshotState`'s word.
 @usableFromInline
 enum OneshotBits {
-    /// The sender claimed its one send (set first, so two racing `send` calls cannot both write).
-    @usableFromInline static let sendClaimed: UInt8 = 16
     @usableFromInline static let valueSent: UInt8 = 1
     @usableFromInline static let senderClosed: UInt8 = 2
     @usableFromInline static let receiverClosed: UInt8 = 4
-    @usableFromInline static let consumed: UInt8 = 8
-    /// The receiver's waker is in `OneshotState.waker` (see there for who may touch it).
+    /// The sender claimed its one send (set first, so two racing `send` calls cannot both write).
+    @usableFromInline static let sendClaimed: UInt8 = 16
+    /// The receiver's waker is in the waker slot (see `OneshotState` for who may touch it).
     @usableFromInline static let receiverWaiting: UInt8 = 32
+    /// The sender will not touch the state again (R1).
+    @usableFromInline static let senderReleased: UInt8 = 64
+    /// The receiver will not touch the state again (R1).
+    @usableFromInline static let receiverReleased: UInt8 = 128
     /// Either side's end: after it, nothing more will arrive.
     @usableFromInline static var finished: UInt8 { valueSent | senderClosed }
 }
 
-/// The shared state of one channel, in one allocation: `bits`, which decides every race, the
-/// receiver's waker, and raw room for the value.
+/// The shared state of one channel: one `malloc`'d block holding the bits, which decide every
+/// race, the receiver's waker and raw room for the value. No Swift object, no reference count.
+///
+/// Lifetime (R1): each half sets its released bit with one read-modify-write as its very last
+/// access to the state; the half whose RMW finds the other's bit already set frees the block.
+/// The sender releases in its deinit; the receiver when it takes the outcome (a receiver that
+/// has its outcome never looks at the state again: it remembers that it finished) or, failing
+/// that, in its deinit.
 ///
 /// The value: the sender writes it before it sets `valueSent` (release); the receiver reads it
-/// after it sees the bit (acquire); whichever of "receiver closed" and "value sent" comes second
-/// owns the value and drops it. So the state itself never holds a value when it is freed, and it
-/// need not know the value's type: it is not generic, the halves' deinits reach it at fixed
-/// offsets even where they run unspecialized, and freeing it looks up no generic metadata.
+/// after it sees the bit (acquire). Whichever of "receiver closed" and "value sent" comes second
+/// owns a value that was never received and drops it, before it releases the state. So the
+/// block never holds a value when it is freed, and it need not know the value's type: it is not
+/// generic, and freeing it looks up no generic metadata.
 ///
 /// The waker (Tokio's oneshot protocol, with one read-modify-write on each side):
-///   W1  While `receiverWaiting` is clear, only the receiver touches `waker`: it drops the old one
-///       and stores a clone of its task's, then sets the bit.
+///   W1  While `receiverWaiting` is clear, only the receiver touches the slot: it drops the old
+///       waker and stores a clone of its task's, then sets the bit.
 ///   W2  The side that ends the channel (a send, or the sender's drop) sets its bit with one RMW;
 ///       if that RMW saw `receiverWaiting`, the waker is now the ender's: it takes it out and
-///       wakes it. The receiver never reads `waker` while the bit is set (it compares against
+///       wakes it. The receiver never reads the slot while the bit is set (it compares against
 ///       its own copy of what it stored), so the take does not race with it.
 ///   W3  A receiver polled by a different task clears the bit first; if the RMW shows the channel
 ///       ended meanwhile, the waker belongs to the ender (W2) and the receiver leaves it alone.
-///   W4  Whatever is still in `waker` when the state is freed is dropped then.
+///   W4  Whatever is still in the slot when the state is freed is dropped then.
 ///
-/// The value sits in `storage` when it fits (32 bytes, 8-byte aligned: any reference, most
-/// enums and small structs); a larger value goes in a heap cell allocated by the send, whose
-/// address `storage` then holds.
+/// The value sits in the block's room when it fits (32 bytes, aligned to 16, malloc's own
+/// alignment: any reference, most enums and small structs); a larger value goes in a heap cell
+/// allocated by the send, whose address the room then holds.
 @usableFromInline
-final class OneshotState: @unchecked Sendable {
-    // SAFETY: `storage` is touched by one side at a time, as `bits` hands it over, and `waker`
-    // as W1-W4 say.
-    @usableFromInline let bits = Atomic<UInt8>(0)
-    @exclusivity(unchecked) @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-    @exclusivity(unchecked) @usableFromInline var waker: RawWaker? = nil
+struct OneshotState: @unchecked Sendable {
+    // SAFETY: the value room is touched by one side at a time, as `bits` hands it over; the
+    // waker slot as W1-W4 say; the block itself lives until both halves have released it (R1).
+    //
+    // The block: the bits at offset 0, the waker slot at `wakerOffset`, the value room at
+    // `roomOffset`. Three separately bound regions rather than one struct, so that writing the
+    // value or the waker is not (for ThreadSanitizer) also an access to the atomic.
+    @usableFromInline static var wakerOffset: Int { 8 }
+    @usableFromInline static var roomOffset: Int { 32 }
+    @usableFromInline static var roomSize: Int { 32 }
+    @usableFromInline static var blockSize: Int { roomOffset + roomSize }
+
+    @usableFromInline let block: UnsafeMutableRawPointer
 
     #if DEBUG
     /// How many channel states are alive (debug builds only): the tests check that every path
@@ -95,59 +116,85 @@ final class OneshotState: @unchecked Sendable {
     static let alive = Atomic<Int>(0)
     #endif
 
-    @usableFromInline init() {
+    @inlinable init(block: UnsafeMutableRawPointer) { self.block = block }
+
+    /// A new state (malloc: `UnsafeMutableRawPointer.allocate` would go through posix_memalign).
+    @inlinable
+    static func allocate() -> OneshotState {
+        precondition(MemoryLayout<RawWaker?>.size <= roomOffset - wakerOffset)
+        guard let block = malloc(blockSize) else { fatalError("out of memory allocating a oneshot channel") }
+        block.bindMemory(to: Atomic<UInt8>.self, capacity: 1).initialize(to: Atomic(0))
+        (block + wakerOffset).bindMemory(to: RawWaker?.self, capacity: 1).initialize(to: nil)
         #if DEBUG
-        Self.alive.add(1, ordering: .relaxed)
+        countAllocation()
         #endif
+        return OneshotState(block: block)
     }
 
-    deinit {
-        if let raw = waker { raw.vtable.pointee.drop(raw.data) }  // W4
+    #if DEBUG
+    @usableFromInline static func countAllocation() { alive.add(1, ordering: .relaxed) }
+    #endif
+
+    @inlinable var bits: UnsafeMutablePointer<Atomic<UInt8>> { block.assumingMemoryBound(to: Atomic<UInt8>.self) }
+    @inlinable var waker: UnsafeMutablePointer<RawWaker?> { (block + Self.wakerOffset).assumingMemoryBound(to: RawWaker?.self) }
+    @inlinable var room: UnsafeMutableRawPointer { block + Self.roomOffset }
+
+    /// Frees the block: both halves have released it (R1).
+    @usableFromInline
+    func deallocate() {
+        if let raw = waker.pointee { raw.vtable.pointee.drop(raw.data) }  // W4
+        waker.deinitialize(count: 1)
+        bits.deinitialize(count: 1)
+        free(block)
         #if DEBUG
         Self.alive.subtract(1, ordering: .relaxed)
         #endif
+    }
+
+    /// Sets `bitsToSet`, which include the caller's released bit, as the caller's last access
+    /// (R1); frees the block if the other half had released it already.
+    @inlinable
+    func release(setting bitsToSet: UInt8, otherReleased: UInt8) {
+        let previous = bits.pointee.bitwiseOr(bitsToSet, ordering: .acquiringAndReleasing).oldValue
+        if previous & otherReleased != 0 { deallocate() }
     }
 
     /// The ender's side of W2: `previous` is what its RMW saw.
     @inlinable
     func wakeReceiver(ifWaiting previous: UInt8) {
         guard previous & (OneshotBits.receiverWaiting | OneshotBits.receiverClosed) == OneshotBits.receiverWaiting else { return }
-        if let raw = waker {
-            waker = nil
+        if let raw = waker.pointee {
+            waker.pointee = nil
             Waker(unsafeRaw: raw).wake()
         }
     }
 
     @inlinable
     static func fitsInline<T>(_: T.Type) -> Bool {
-        MemoryLayout<T>.size <= MemoryLayout<(UInt64, UInt64, UInt64, UInt64)>.size && MemoryLayout<T>.alignment <= 8
+        MemoryLayout<T>.size <= roomSize && MemoryLayout<T>.alignment <= 16
     }
 
     /// Moves `value` in (the sender, before it publishes `valueSent`).
     @inlinable
     func put<T>(_ value: T) {
-        withUnsafeMutablePointer(to: &storage) { room in
-            if Self.fitsInline(T.self) {
-                UnsafeMutableRawPointer(room).initializeMemory(as: T.self, to: value)
-            } else {
-                let cell = UnsafeMutablePointer<T>.allocate(capacity: 1)
-                cell.initialize(to: value)
-                UnsafeMutableRawPointer(room).storeBytes(of: UInt(bitPattern: cell), as: UInt.self)
-            }
+        if Self.fitsInline(T.self) {
+            room.initializeMemory(as: T.self, to: value)
+        } else {
+            let boxed = UnsafeMutablePointer<T>.allocate(capacity: 1)
+            boxed.initialize(to: value)
+            room.storeBytes(of: UInt(bitPattern: boxed), as: UInt.self)
         }
     }
 
     /// Moves the value out (whoever owns it by the rule above).
     @inlinable
     func take<T>(_: T.Type) -> T {
-        withUnsafeMutablePointer(to: &storage) { room in
-            if Self.fitsInline(T.self) {
-                return UnsafeMutableRawPointer(room).assumingMemoryBound(to: T.self).move()
-            }
-            let cell = UnsafeMutablePointer<T>(bitPattern: UnsafeMutableRawPointer(room).load(as: UInt.self))!
-            defer { cell.deallocate() }
-            return cell.move()
+        if Self.fitsInline(T.self) {
+            return room.assumingMemoryBound(to: T.self).move()
         }
+        let boxed = UnsafeMutablePointer<T>(bitPattern: room.load(as: UInt.self))!
+        defer { boxed.deallocate() }
+        return boxed.move()
     }
 }
 
@@ -164,13 +211,13 @@ public struct OneshotSender<T>: ~Copyable, @unchecked Sendable {
     /// send is refused at run time.)
     @inlinable @discardableResult
     public func send(_ value: T) -> Result<Void, OneshotSendError<T>> {
-        let claimed = shared.bits.bitwiseOr(OneshotBits.sendClaimed, ordering: .acquiring).oldValue
+        let claimed = shared.bits.pointee.bitwiseOr(OneshotBits.sendClaimed, ordering: .acquiring).oldValue
         guard claimed & (OneshotBits.sendClaimed | OneshotBits.receiverClosed) == 0 else {
             return .failure(OneshotSendError(value: value))
         }
         shared.put(value)
-        let previous = shared.bits.bitwiseOr(OneshotBits.valueSent | OneshotBits.senderClosed,
-                                             ordering: .acquiringAndReleasing).oldValue
+        let previous = shared.bits.pointee.bitwiseOr(OneshotBits.valueSent | OneshotBits.senderClosed,
+                                              ordering: .acquiringAndReleasing).oldValue
         if previous & OneshotBits.receiverClosed != 0 {
             return .failure(OneshotSendError(value: shared.take(T.self)))
         }
@@ -178,13 +225,16 @@ public struct OneshotSender<T>: ~Copyable, @unchecked Sendable {
         return .success(())
     }
 
-    /// Whether the receiver was dropped (a send would fail).
-    public var isClosed: Bool { shared.bits.load(ordering: .acquiring) & OneshotBits.receiverClosed != 0 }
+    /// Whether the receiver was dropped or has taken its outcome (a send would fail).
+    public var isClosed: Bool { shared.bits.pointee.load(ordering: .acquiring) & OneshotBits.receiverClosed != 0 }
 
     deinit {
-        guard shared.bits.load(ordering: .acquiring) & OneshotBits.sendClaimed == 0 else { return }
-        let previous = shared.bits.bitwiseOr(OneshotBits.senderClosed, ordering: .acquiringAndReleasing).oldValue
-        shared.wakeReceiver(ifWaiting: previous)
+        // No send can run now (a deinit has the sender to itself), so the load decides.
+        if shared.bits.pointee.load(ordering: .acquiring) & OneshotBits.sendClaimed == 0 {
+            let previous = shared.bits.pointee.bitwiseOr(OneshotBits.senderClosed, ordering: .acquiringAndReleasing).oldValue
+            shared.wakeReceiver(ifWaiting: previous)
+        }
+        shared.release(setting: OneshotBits.senderReleased, otherReleased: OneshotBits.receiverReleased)
     }
 }
 
@@ -200,61 +250,73 @@ public struct OneshotSendError<T>: Error {
 public struct OneshotReceiver<T>: ~Copyable, Future, @unchecked Sendable {
     // SAFETY: see OneshotState; one task polls the receiver at a time.
     @usableFromInline let shared: OneshotState
-    /// What this receiver last stored in `shared.waker`, to compare with (W2: it never reads
-    /// the shared slot while the sender may take it). Not an owning reference.
+    /// What this receiver last stored in the waker slot, to compare with (W2: it never reads the
+    /// slot while the sender may take it). Not an owning reference.
     @usableFromInline var stored: RawWaker? = nil
+    /// The outcome was taken and the state released (R1): never touch it again.
+    @usableFromInline var finished = false
 
     @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
     @inlinable
     public mutating func poll(_ context: inout Context) -> Poll<Result<T, OneshotClosedError>> {
+        precondition(!finished, "oneshot receiver polled after it completed")
         guard Coop.proceed(&context) else { return .pending }
-        var bits = shared.bits.load(ordering: .acquiring)
+        var bits = shared.bits.pointee.load(ordering: .acquiring)
         if let ready = take(bits) { return .ready(ready) }
         if bits & OneshotBits.receiverWaiting != 0 {
             if stored == context.waker.rawWaker { return .pending }  // the same task waits already
-            bits = shared.bits.bitwiseAnd(~OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
+            bits = shared.bits.pointee.bitwiseAnd(~OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
             if bits & OneshotBits.finished != 0 {
                 return .ready(take(bits)!)  // W3: ended meanwhile; the waker is the ender's
             }
         }
         // W1: the slot is ours.
-        if let old = shared.waker { old.vtable.pointee.drop(old.data) }
+        if let old = shared.waker.pointee { old.vtable.pointee.drop(old.data) }
         let raw = context.waker.clone().intoRaw()
-        shared.waker = raw
+        shared.waker.pointee = raw
         stored = raw
-        bits = shared.bits.bitwiseOr(OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
+        bits = shared.bits.pointee.bitwiseOr(OneshotBits.receiverWaiting, ordering: .acquiringAndReleasing).newValue
         if let ready = take(bits) { return .ready(ready) }
         return .pending
     }
 
     /// The value if it was sent (once), the closed error if the sender is gone, nil otherwise.
+    /// After it returns an outcome the receiver is finished (as after a ready poll).
     @inlinable
-    public func tryReceive() -> Result<T, OneshotClosedError>? { take(shared.bits.load(ordering: .acquiring)) }
+    public mutating func tryReceive() -> Result<T, OneshotClosedError>? {
+        precondition(!finished, "oneshot receiver used after it completed")
+        return take(shared.bits.pointee.load(ordering: .acquiring))
+    }
 
-    /// The outcome, if `bits` (the current state, loaded with acquire) has one.
+    /// The outcome, if `bits` (the current state, loaded with acquire) has one; then releases the
+    /// state (R1), in the same RMW that closes the receiver.
     @inlinable
-    func take(_ bits: UInt8) -> Result<T, OneshotClosedError>? {
-        if bits & OneshotBits.consumed != 0 { preconditionFailure("oneshot receiver polled after it completed") }
-        // Once the sender has set `valueSent` or `senderClosed`, its only write to `bits` is a
-        // repeated send's claim, which changes no bit (`sendClaimed` is already set, or the
-        // sender is gone), and only this receiver writes otherwise; so it marks the outcome
-        // consumed with a plain store.
+    mutating func take(_ bits: UInt8) -> Result<T, OneshotClosedError>? {
+        let outcome: Result<T, OneshotClosedError>
         if bits & OneshotBits.valueSent != 0 {
-            shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
-            return .success(shared.take(T.self))
+            outcome = .success(shared.take(T.self))
+        } else if bits & OneshotBits.senderClosed != 0 {
+            outcome = .failure(OneshotClosedError())
+        } else {
+            return nil
         }
-        if bits & OneshotBits.senderClosed != 0 {
-            shared.bits.store(bits | OneshotBits.consumed, ordering: .relaxed)
-            return .failure(OneshotClosedError())
-        }
-        return nil
+        finished = true
+        shared.release(setting: OneshotBits.receiverClosed | OneshotBits.receiverReleased,
+                       otherReleased: OneshotBits.senderReleased)
+        return outcome
     }
 
     deinit {
-        let previous = shared.bits.bitwiseOr(OneshotBits.receiverClosed, ordering: .acquiringAndReleasing).oldValue
-        if previous & OneshotBits.valueSent != 0 && previous & OneshotBits.consumed == 0 {
-            _ = shared.take(T.self)  // sent and never received: ours to drop
+        guard !finished else { return }  // released already
+        let previous = shared.bits.pointee.bitwiseOr(OneshotBits.receiverClosed, ordering: .acquiringAndReleasing).oldValue
+        if previous & OneshotBits.valueSent != 0 {
+            _ = shared.take(T.self)  // sent and never received: ours to drop, before we release
+        }
+        if previous & OneshotBits.senderReleased != 0 {
+            shared.deallocate()  // the sender is gone for good: nobody else can touch the state
+        } else {
+            shared.release(setting: OneshotBits.receiverReleased, otherReleased: OneshotBits.senderReleased)
         }
     }
 }
