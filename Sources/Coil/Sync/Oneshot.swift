@@ -251,10 +251,16 @@ public struct OneshotReceiver<T>: ~Copyable, Future, @unchecked Sendable {
     // SAFETY: see OneshotState; one task polls the receiver at a time.
     @usableFromInline let shared: OneshotState
     /// What this receiver last stored in the waker slot, to compare with (W2: it never reads the
-    /// slot while the sender may take it). Not an owning reference.
+    /// slot while the sender may take it). Not an owning reference. `finishedMark` once the
+    /// receiver has taken its outcome and released the state (R1): it must never touch it again.
+    /// (A mark here rather than a flag of its own: one byte more would push a future holding an
+    /// optional receiver, and so its task, into a larger malloc size class.)
     @usableFromInline var stored: RawWaker? = nil
-    /// The outcome was taken and the state released (R1): never touch it again.
-    @usableFromInline var finished = false
+
+    /// A value no real waker has (its "vtable" is an address nothing is mapped at); only compared.
+    @inlinable static var finishedMark: RawWaker { RawWaker(data: nil, vtable: UnsafePointer(bitPattern: 16)!) }
+
+    @inlinable var finished: Bool { stored == Self.finishedMark }
 
     @usableFromInline init(shared: OneshotState) { self.shared = shared }
 
@@ -301,7 +307,7 @@ public struct OneshotReceiver<T>: ~Copyable, Future, @unchecked Sendable {
         } else {
             return nil
         }
-        finished = true
+        stored = Self.finishedMark
         shared.release(setting: OneshotBits.receiverClosed | OneshotBits.receiverReleased,
                        otherReleased: OneshotBits.senderReleased)
         return outcome
