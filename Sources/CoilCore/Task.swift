@@ -23,10 +23,9 @@ import Synchronization
 public struct TaskID: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt64
 
-    @usableFromInline static let counter = Atomic<UInt64>(1)
-
+    /// A new process-unique ID (from the calling thread's block: coil_task_id.h).
     @inlinable static func next() -> TaskID {
-        TaskID(rawValue: counter.wrappingAdd(1, ordering: .relaxed).oldValue)
+        TaskID(rawValue: coil_task_id_next())
     }
 
     @inlinable init(rawValue: UInt64) { self.rawValue = rawValue }

@@ -1,4 +1,5 @@
 @testable import CoilCore
+import Dispatch
 import XCTest
 
 final class TaskLayoutTests: XCTestCase {
@@ -72,5 +73,20 @@ final class TaskLayoutTests: XCTestCase {
         let executor = LocalExecutor()
         let a = executor.spawn(ready(1)), b = executor.spawn(ready(2))
         XCTAssertNotEqual(a.id, b.id)
+    }
+
+    /// IDs come from per-thread blocks: across threads, past block boundaries, none repeats and
+    /// none is 0.
+    func testTaskIDsAreUniqueAcrossThreadsAndBlocks() {
+        let perThread = 3_000  // about three blocks each
+        let ids = LockedValue<[UInt64]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            let mine = (0..<perThread).map { _ in TaskID.next().rawValue }
+            ids.withLock { $0 += mine }
+        }
+        let all = ids.withLock { $0 }
+        XCTAssertEqual(all.count, 4 * perThread)
+        XCTAssertEqual(Set(all).count, all.count, "no ID handed out twice")
+        XCTAssertFalse(all.contains(0))
     }
 }

@@ -95,9 +95,13 @@ extension Worker {
     /// One turn after another (DESIGN.md, "The scheduler") until the runtime shuts down.
     private func runLoop() {
         let eventInterval = shared.config.eventInterval
+        var maintenanceCountdown = eventInterval
         while !shared.isShuttingDown {
-            tick &+= 1
-            if tick % eventInterval == 0 { maintenance() }
+            maintenanceCountdown &-= 1
+            if maintenanceCountdown == 0 {
+                maintenanceCountdown = eventInterval
+                maintenance()
+            }
             if let word = nextTask() {
                 transitionFromSearching()
                 runTask(word)
@@ -170,7 +174,6 @@ extension Worker {
             }
             var ran = 0
             while ran < eventInterval {
-                tick &+= 1
                 guard let word = nextTask() else { break }
                 runTask(word)
                 ran += 1

@@ -34,7 +34,9 @@ final class Worker: @unchecked Sendable {
 
     /// A task word woken by the running task, run next (LIFO), or 0.
     var lifo: UInt64 = 0
-    var tick: UInt32 = 0
+    /// Ticks (calls of `nextTask`) left until the inject queue is looked at first; counts down
+    /// from `globalQueueInterval` (a countdown rather than `tick % interval`: no division per task).
+    private var injectCountdown: UInt32 = 1
     var isSearching = false
     /// True while the owner handles timers and completions on its way out of a park.
     var inPark = false
@@ -87,6 +89,7 @@ final class Worker: @unchecked Sendable {
         isAlone = alone
         fifo = WordFIFO(capacity: alone ? localQueueCapacity : 0)
         globalQueueInterval = shared.config.globalQueueInterval
+        injectCountdown = globalQueueInterval
         budget = shared.config.budget
         workerCount = shared.workerCount
         inject = shared.inject
@@ -249,7 +252,11 @@ final class Worker: @unchecked Sendable {
     /// The next word to run: the inject queue first every `globalQueueInterval` ticks (so remote
     /// work is not starved), else the LIFO slot, the local queue, then the inject queue.
     func nextTask() -> UInt64? {
-        if tick % globalQueueInterval == 0, let word = popInject() { return word }
+        injectCountdown &-= 1
+        if injectCountdown == 0 {
+            injectCountdown = globalQueueInterval
+            if let word = popInject() { return word }
+        }
         if lifo != 0 {
             let word = lifo
             lifo = 0
