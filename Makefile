@@ -57,12 +57,13 @@ bench-echo: deps
 bench: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
 
-# The runtime beside Tokio: builds the Tokio anchor (../shared/anchors/tokio, needs cargo and
-# Debian's librust-tokio-dev) in a scratch directory and coil-sched-bench, then runs both
+# The runtime beside Tokio: builds the Tokio anchor (../shared/anchors/tokio, needs cargo; installs
+# Debian's librust-tokio-dev when missing) in a scratch directory and coil-sched-bench, then runs both
 # alternately (5 process runs each) and prints the table for BENCHMARKS.md.
 TOKIO_ANCHOR ?= ../shared/anchors/tokio
 TOKIO_BUILD ?= /tmp/coil-tokio-anchor
 bench-tokio: deps
+	@dpkg -s librust-tokio-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq librust-tokio-dev; }
 	rm -rf $(TOKIO_BUILD) && mkdir -p $(TOKIO_BUILD) && cp -r $(TOKIO_ANCHOR)/Cargo.toml $(TOKIO_ANCHOR)/src $(TOKIO_ANCHOR)/.cargo $(TOKIO_BUILD)/
 	cd $(TOKIO_BUILD) && cargo build --release --offline --bin sched_bench
 	cd Benchmarks && $(SWIFT) build -c release --product coil-sched-bench

@@ -64,7 +64,7 @@ final class FileTests: XCTestCase {
 
     func testReadsNearTheEndAreShortAndAtTheEndReturnZero() throws {
         let path = directory + "/hundred"
-        FileManager.default.createFile(atPath: path, contents: Data((0..<100).map { UInt8($0) }))
+        _ = FileManager.default.createFile(atPath: path, contents: Data((0..<100).map { UInt8($0) }))
         let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
         try runtime.blockOn { () async throws(IOError) in
             let file = try await File.open(path)
@@ -145,7 +145,7 @@ final class FileTests: XCTestCase {
         let directory = self.directory
         let runtime = try Runtime.Builder.multiThread().workerThreads(2).build()
         let path = directory + "/exists"
-        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
         try runtime.blockOn { () async throws(IOError) in
             let missing = await IOTestSupport.error { () async throws(IOError) in _ = try await File.open(directory + "/missing") }
             // A NUL inside the path is refused, not cut short (that would open `exists`).

@@ -59,7 +59,7 @@ final class IOLifecycleTests: XCTestCase {
                 _ = await timeout(.milliseconds(1), listener.acceptFuture()).value()   // arms the accept
                 var clients: [TCPStream] = []
                 for _ in 0..<5 { clients.append(try await TCPStream.connect(to: listener.localAddress)) }
-                try await sleep(for: .milliseconds(20)).value()   // the kernel accepted them
+                await sleep(for: .milliseconds(20)).value()   // the kernel accepted them
                 listener.close()
                 var closed = 0
                 for client in clients {
@@ -88,9 +88,9 @@ final class IOLifecycleTests: XCTestCase {
             // Reads parked in the kernel by tasks, and a pending accept (I/O starts inside the runtime).
             runtime.blockOn { () async in
                 for stream in [client, accepted] {
-                    runtime.spawn(stream.readFuture(into: IOBuffer(capacity: 64)))
+                    _ = runtime.spawn(stream.readFuture(into: IOBuffer(capacity: 64)))
                 }
-                runtime.spawn(listener.acceptFuture())
+                _ = runtime.spawn(listener.acceptFuture())
             }
             XCTAssertTrue(eventually { runtime.metrics.ioInFlight >= 3 }, "\(name): \(runtime.metrics)")
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
@@ -128,7 +128,7 @@ final class IOLifecycleTests: XCTestCase {
                 var outcomes: [String] = []
                 for (kind, wait) in waits {
                     let task = Task(executorPreference: runtime) { await IOTestSupport.error(wait) }
-                    try await sleep(for: .milliseconds(10)).value()   // in the kernel by now
+                    await sleep(for: .milliseconds(10)).value()   // in the kernel by now
                     task.cancel()
                     let error = await task.value
                     outcomes.append("\(kind): \(error.map { String($0.errno) } ?? "no error")")

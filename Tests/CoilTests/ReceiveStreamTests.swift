@@ -85,7 +85,7 @@ final class ReceiveStreamTests: XCTestCase {
                 let waiting = Task(executorPreference: runtime) {
                     await IOTestSupport.error { () async throws(IOError) in _ = try await incoming.read(into: IOBuffer(capacity: 16)) }
                 }
-                try await sleep(for: .milliseconds(10)).value()
+                await sleep(for: .milliseconds(10)).value()
                 waiting.cancel()
                 var outcome = ["cancelled: \(await waiting.value.map { String($0.errno) } ?? "no error")"]
                 // ...and a read after it gets the bytes; a timed-out future the same.
@@ -131,7 +131,7 @@ final class ReceiveStreamTests: XCTestCase {
                 _ = try await incoming.read(into: buffer)
                 texts.append(buffer.string)
                 try await client.writeAll(IOBuffer(string: "queued and dropped"))
-                try await sleep(for: .milliseconds(1)).value()
+                await sleep(for: .milliseconds(1)).value()
                 incoming.close()
                 try await client.close()
                 try await accepted.close()

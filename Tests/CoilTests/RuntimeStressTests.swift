@@ -189,8 +189,8 @@ final class RuntimeStressTests: XCTestCase {
         let rounds = 300 * stressScale
         let ran = Counter()
         for round in 0..<rounds {
-            runtime.spawn(sleep(for: .milliseconds(round % 3)).map { _ in () })
-            runtime.spawn(pollFn { _ -> Poll<Void> in
+            _ = runtime.spawn(sleep(for: .milliseconds(round % 3)).map { _ in () })
+            _ = runtime.spawn(pollFn { _ -> Poll<Void> in
                 ran.increment()
                 return .ready(())
             })

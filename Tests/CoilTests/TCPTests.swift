@@ -99,7 +99,7 @@ final class TCPTests: XCTestCase {
                 let reader = Task(executorPreference: runtime) { () async -> IOError? in
                     await IOTestSupport.error { () async throws(IOError) in _ = try await client.read(into: IOBuffer(capacity: 64)) }
                 }
-                try await sleep(for: .milliseconds(20)).value()   // the read is in the kernel
+                await sleep(for: .milliseconds(20)).value()   // the read is in the kernel
                 IOTestSupport.reset(accepted)
                 return await reader.value
             }
@@ -197,7 +197,7 @@ final class TCPTests: XCTestCase {
                 let acceptor = Task(executorPreference: runtime) { () async -> IOError? in
                     await IOTestSupport.error { () async throws(IOError) in _ = try await listener.accept() }
                 }
-                try await sleep(for: .milliseconds(20)).value()
+                await sleep(for: .milliseconds(20)).value()
                 listener.close()
                 return await acceptor.value
             }

@@ -65,7 +65,7 @@ final class WriteThenReadTests: XCTestCase {
                     let client = try await TCPStream.connect(to: listener.localAddress)
                     let accepted = try await listener.accept()
                     IOTestSupport.reset(accepted)
-                    try await sleep(for: .milliseconds(5)).value()
+                    await sleep(for: .milliseconds(5)).value()
                     let error = await IOTestSupport.error { () async throws(IOError) in
                         for _ in 0..<3 { _ = try await client.writeThenRead(IOBuffer(string: "hello?"), into: IOBuffer(capacity: 64)) }
                     }
@@ -84,7 +84,7 @@ final class WriteThenReadTests: XCTestCase {
                             _ = try await client.writeThenRead(big, into: IOBuffer(capacity: 64))
                         }
                     }
-                    try await sleep(for: .milliseconds(50)).value()
+                    await sleep(for: .milliseconds(50)).value()
                     let started = ContinuousClock.now
                     task.cancel()
                     let error = await task.value
