@@ -182,6 +182,17 @@ final class TypedTaskOps<F: Future & ~Copyable, Output, S: TaskScheduler>: TaskO
     /// COMPLETE, wake the joiner, leave the owned list and give up the references.
     @inlinable
     static func complete(_ task: RawTask) {
+        if !task.state.isJoinInterested {
+            // Nobody can join (JOIN_INTEREST is never set again): the output is ours (rule 3)
+            // even before COMPLETE, and no join waker will be read. One RMW at the end publishes
+            // COMPLETE and drops the references (one less than the general path below).
+            dropStage(task)
+            let released: UInt64 = S._release(at: scheduler(task), task) ? 2 : 1
+            if task.updateState({ TaskState.transitionToCompleteDetached($0, count: released) }) {
+                dealloc(task)
+            }
+            return
+        }
         let snapshot = task.updateState(TaskState.transitionToComplete)
         if !snapshot.isJoinInterested {
             // SAFETY: rule 3, nobody will read the output; it is ours to drop.

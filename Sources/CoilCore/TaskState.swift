@@ -212,6 +212,21 @@ extension TaskState {
         return (next, next)
     }
 
+    /// The completion of a task nobody can join (JOIN_INTEREST was clear when the completer
+    /// looked, and it is never set again): the completer, still RUNNING, has dropped the stage
+    /// and left the owned list; one RMW now publishes COMPLETE and gives up `count` references
+    /// (its own, and the owned list's if it was there), instead of `transitionToComplete` and
+    /// `transitionToTerminal`. Returns whether it must deallocate.
+    @inlinable
+    public static func transitionToCompleteDetached(_ state: TaskState, count: UInt64) -> (TaskState, Bool) {
+        precondition(state.isRunning && !state.isComplete && !state.isJoinInterested, "detached completion out of order")
+        var next = state
+        next.clear(running)
+        next.set(complete)
+        next.decrementRef(by: count)
+        return (next, next.refCount == 0)
+    }
+
     /// The completer gives up `count` references (its own and maybe the owned list's). Returns
     /// whether it must deallocate.
     @inlinable

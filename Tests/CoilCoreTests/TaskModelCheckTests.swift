@@ -26,6 +26,8 @@ struct TaskModel {
         // completion (runner or shutdown), holding RUNNING
         case cancelling, completeStart, completeDropStage, completeWake, completeUnsetWaker, completeDropWaker
         case completeRelease, completeTerminal(UInt64)
+        // completion of a task nobody can join: RUNNING held until one RMW publishes COMPLETE
+        case completeDetachedDropStage, completeDetachedRelease, completeDetachedTerminal(UInt64)
         case deallocating, done
         // waker
         case wakerWaiting, wakerStart, wakerDrop
@@ -43,9 +45,9 @@ struct TaskModel {
             switch self {
             case .runnerHasNotified, .runnerPolling, .runnerSelfWoke, .runnerToIdle, .runnerToIdleNotified,
                  .cancelling, .completeStart, .completeDropStage, .completeWake, .completeUnsetWaker,
-                 .completeDropWaker, .completeRelease:
+                 .completeDropWaker, .completeRelease, .completeDetachedDropStage, .completeDetachedRelease:
                 return 1
-            case .completeTerminal(let count): return count
+            case .completeTerminal(let count), .completeDetachedTerminal(let count): return count
             case .wakerStart, .wakerDrop, .aborterStart, .aborterDrop, .shutdownPopped, .shutdownDrop: return 1
             case .joinerStart, .joinerUnset, .joinerStore, .joinerSet, .joinerDropSlotThenRead, .joinerRead,
                  .joinerDropStart, .joinerDropOutput, .joinerDropWaker, .joinerRefDec:
@@ -191,6 +193,11 @@ struct TaskModel {
             w.pcs[me] = .completeStart
         case .completeStart:
             try check(w.runningOwner == me, "complete without RUNNING", w)
+            if !w.state.isJoinInterested {
+                // The load that finds no JoinHandle (JOIN_INTEREST is never set again).
+                w.pcs[me] = .completeDetachedDropStage
+                return [w]
+            }
             let (state, snapshot) = TaskState.transitionToComplete(w.state)
             w.state = state
             w.runningOwner = nil
@@ -229,6 +236,22 @@ struct TaskModel {
             try check(w.state.refCount >= count, "reference count underflow at terminal", w)
             let (state, last) = TaskState.transitionToTerminal(w.state, count: count)
             w.state = state
+            w.pcs[me] = last ? .deallocating : idleNext
+        case .completeDetachedDropStage:
+            try check(w.runningOwner == me, "detached completion without RUNNING", w)
+            try check(!w.joinerAlive, "completer dropped the output while the JoinHandle lives", w)
+            if w.stage == .output { w.outputDrops += 1 }
+            w.stage = .consumed
+            w.pcs[me] = .completeDetachedRelease
+        case .completeDetachedRelease:
+            let released = w.ownedInList
+            w.ownedInList = false
+            w.pcs[me] = .completeDetachedTerminal(released ? 2 : 1)
+        case .completeDetachedTerminal(let count):
+            try check(w.state.refCount >= count, "reference count underflow at detached terminal", w)
+            let (state, last) = TaskState.transitionToCompleteDetached(w.state, count: count)
+            w.state = state
+            w.runningOwner = nil
             w.pcs[me] = last ? .deallocating : idleNext
         case .deallocating:
             try check(w.state.refCount == 0, "dealloc with references left", w)

@@ -57,6 +57,19 @@ final class TaskStateTests: XCTestCase {
         XCTAssertEqual(S.transitionToTerminal(next, count: 1).1, false)
     }
 
+    func testDetachedCompletionPublishesCompleteAndDropsReferencesInOneStep() {
+        // The completer and the owned list: both references go, the task is freed.
+        XCTAssertEqual(S.transitionToCompleteDetached(state(refs: 2, S.running), count: 2).0, state(refs: 0, S.complete))
+        XCTAssertEqual(S.transitionToCompleteDetached(state(refs: 2, S.running), count: 2).1, true)
+        // A queued Notified (woken during the poll) keeps it alive; it will find COMPLETE.
+        let (next, last) = S.transitionToCompleteDetached(state(refs: 3, S.running, S.notified), count: 2)
+        XCTAssertEqual(next, state(refs: 1, S.complete, S.notified))
+        XCTAssertFalse(last)
+        // Cancelled meanwhile (abort, or shutdown holding the list's reference): still complete.
+        XCTAssertEqual(S.transitionToCompleteDetached(state(refs: 2, S.running, S.cancelled), count: 1).0,
+                       state(refs: 1, S.complete, S.cancelled))
+    }
+
     func testWakeByValue() {
         // Idle, not notified: a new reference for the Notified; the waker drops its own after
         // scheduling (the scheduler lives inside the task).
