@@ -19,7 +19,8 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")],
             linkerSettings: [.linkedLibrary("uring")]
         ),
-        // CoilCore's built-in waker vtables in static storage (see its header for why C).
+        // CoilCore's C support: the built-in waker vtables in static storage and per-thread task
+        // ID blocks (coil_core_vtables.h and coil_task_id.h say why C).
         .target(name: "CCoilCore", path: "CSources/CCoilCore"),
         // Poll/Future/Waker and the task: knows nothing of threads, rings or sockets.
         .target(name: "CoilCore", dependencies: ["CCoilCore"]),

@@ -30,9 +30,11 @@ import Synchronization
 //   2. Only the holder of RUNNING may touch the future: poll it, drop it, or store the output.
 //   3. After COMPLETE, the stage (output or cancellation) belongs to the JoinHandle while
 //      JOIN_INTEREST is set. Whoever clears JOIN_INTEREST after COMPLETE drops the output; a completer
-//      that finds JOIN_INTEREST already clear drops it itself.
+//      that finds JOIN_INTEREST already clear drops it itself (before COMPLETE, still holding
+//      RUNNING, when it found it clear before completing: `transitionToCompleteDetached`).
 //   4. At most one Notified exists at a time: one is created only when NOTIFIED goes from clear to set
-//      on an idle task, or at to-idle when NOTIFIED is set (the poll's own reference becomes it). So one
+//      on an idle task, or at to-idle when NOTIFIED is set or a wake was left for after the poll
+//      (`transitionToIdleNotified`; the poll's own reference becomes it). So one
 //      intrusive queue link per task is enough.
 //   5. The join-waker field: while JOIN_WAKER is clear and the task is not COMPLETE, only the
 //      JoinHandle touches it (write, replace, drop). While JOIN_WAKER is set it is read-only for both

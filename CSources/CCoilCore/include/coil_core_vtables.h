@@ -10,7 +10,7 @@
  *
  * The functions are CoilCore's, exported with @_cdecl (Task.swift, Waker.swift); this file only
  * lays them out. The layout is Swift's WakerVTable: four C function pointers, clone, wake,
- * wake_by_ref, drop (checked by TaskLayoutTests).
+ * wake_by_ref, drop (checked by WakerTests).
  */
 #ifndef COIL_CORE_VTABLES_H
 #define COIL_CORE_VTABLES_H

@@ -39,6 +39,7 @@ public final class TaskProgram: @unchecked Sendable {
     final class Control {
         var ready = false
         var selfWake = false
+        var selfWakes = 0
         var stored: RawWaker? = nil  // one owned reference, the future's registered waker
         var futureAlive = true
     }
@@ -75,7 +76,11 @@ public final class TaskProgram: @unchecked Sendable {
                 _ = Waker(unsafeRaw: previous)  // drop the replaced waker
             }
             control.stored = context.waker.clone().intoRaw()
-            if control.selfWake { context.waker.wakeByRef() }
+            if control.selfWake {
+                // Alternately a wake during the poll and one left for after it (wakeAfterPoll).
+                control.selfWakes += 1
+                if control.selfWakes % 2 == 0 { context.wakeAfterPoll() } else { context.waker.wakeByRef() }
+            }
             return .pending
         }
 

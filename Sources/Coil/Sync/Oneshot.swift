@@ -7,8 +7,9 @@ import Musl
 import Synchronization
 
 /// A channel for exactly one value (Tokio's `oneshot`): one allocation (no reference count:
-/// the half that lets go second frees it), shared by two noncopyable halves. The receiver is a future of the value; dropping either half is seen by the
-/// other (a send to a dropped receiver fails, a receiver whose sender was dropped unsent fails).
+/// the half that lets go second frees it), shared by two noncopyable halves. The receiver is a
+/// future of the value; dropping either half is seen by the other (a send to a dropped receiver
+/// fails, a receiver whose sender was dropped unsent fails).
 ///
 /// ```swift
 /// let channel = Oneshot.channel(of: Int.self)
