@@ -20,12 +20,10 @@ coil_mpmc_t *coil_mpmc_create(size_t capacity) {
     }
     memset(q, 0, sizeof(*q));
     q->mask = cap - 1;
-    /* Spreading positions over lines needs at least 4 lines' worth of cells. */
-    q->shuffle_bits = cap >= 16 ? 2 : 0;
     q->cells = cells;
     for (size_t i = 0; i < cap; i++) {
-        /* The cell at index slot(i) starts free for position i. */
-        atomic_init(&cells[coil__mpmc_slot(q, i)].seq, i);
+        /* Cell i starts free for position i. */
+        atomic_init(&cells[i].seq, i);
         cells[i].value = 0;
     }
     atomic_init(&q->tail, 0);

@@ -9,13 +9,13 @@
  * Fields:
  *   tail   next position a producer will claim. Written only by CAS (producers).
  *   head   next position a consumer will claim. Written only by CAS (consumers).
- *   cell[slot(p)].seq   for position p:
+ *   cells[p & mask].seq   for position p:
  *            seq == p          the cell is free for the producer of position p;
  *            seq == p + 1      the cell holds the value of position p, ready for its consumer;
  *            seq == p + cap    the consumer of p is done: free for the producer of p + cap.
  *   cell.value   written only by the producer that claimed the cell, read only by the consumer
  *                that claimed it afterwards.
- *   mask, shuffle_bits, capacity   read-only after coil_mpmc_create.
+ *   mask, cells   read-only after coil_mpmc_create.
  *
  * Rules:
  *   R1  A producer owns cell(p) from its successful CAS of tail p -> p+1 until its release store of
@@ -32,9 +32,10 @@
  *       is free right now", never "dropped". try_pop reports empty symmetrically.
  *
  * Layout: head and tail each sit on their own cache line so producers and consumers do not
- * share a line. Cells are 16 bytes, four to a line; with capacity >= 16 consecutive positions
- * are spread over different lines (slot() swaps the two lowest index bits with the next two), so
- * a producer at p + 1 and a consumer at p do not fight over one line.
+ * share a line. Cells are 16 bytes, four to a line, in position order: position p lives in
+ * cells[p & mask]. (An earlier version swapped index bits so that consecutive positions fell on
+ * different lines; on the anchors harness it halved 1P1C throughput on Zen 4 and cost a
+ * nanosecond per push+pop, so the cells are plain again. BENCHMARKS.md has the A/B.)
  *
  * The hot paths are static inline so that Swift callers inline them. Capacity is rounded up to a
  * power of two, at least 2; coil_mpmc_create returns NULL for 0 or anything over
@@ -66,7 +67,6 @@ typedef struct coil_mpmc {
     alignas(COIL_CACHE_LINE) _Atomic(uint64_t) head;
     /* Read-only after create; shared clean by every core. */
     alignas(COIL_CACHE_LINE) uint64_t mask;
-    uint64_t shuffle_bits;
     coil_mpmc_cell_t *cells;
 } coil_mpmc_t;
 
@@ -84,20 +84,11 @@ static inline size_t coil_mpmc_max_capacity(void) { return COIL_MPMC_MAX_CAPACIT
 
 static inline size_t coil_mpmc_capacity(const coil_mpmc_t *q) { return (size_t)q->mask + 1; }
 
-/* Position -> cell index. With shuffle_bits = 2 it swaps index bits [0,1] with [2,3]; with 0 it
- * is the identity (mix is then always 0). */
-static inline uint64_t coil__mpmc_slot(const coil_mpmc_t *q, uint64_t pos) {
-    uint64_t i = pos & q->mask;
-    uint64_t b = q->shuffle_bits;
-    uint64_t mix = (i ^ (i >> b)) & (((uint64_t)1 << b) - 1);
-    return i ^ mix ^ (mix << b);
-}
-
 /* Pushes `value`; returns false when the queue is full (R5). Never blocks, never allocates. */
 static inline bool coil_mpmc_try_push(coil_mpmc_t *q, uint64_t value) {
     uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
-        coil_mpmc_cell_t *cell = &q->cells[coil__mpmc_slot(q, pos)];
+        coil_mpmc_cell_t *cell = &q->cells[pos & q->mask];
         /* R3: acquire pairs with the consumer's release of this cell. */
         uint64_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
         int64_t diff = (int64_t)(seq - pos);
@@ -122,7 +113,7 @@ static inline bool coil_mpmc_try_push(coil_mpmc_t *q, uint64_t value) {
 static inline bool coil_mpmc_try_pop(coil_mpmc_t *q, uint64_t *out) {
     uint64_t pos = atomic_load_explicit(&q->head, memory_order_relaxed);
     for (;;) {
-        coil_mpmc_cell_t *cell = &q->cells[coil__mpmc_slot(q, pos)];
+        coil_mpmc_cell_t *cell = &q->cells[pos & q->mask];
         /* R3: acquire pairs with the producer's release of this cell. */
         uint64_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
         int64_t diff = (int64_t)(seq - (pos + 1));
