@@ -20,7 +20,8 @@ def wait_listening(port):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--anchor", required=True)
-    ap.add_argument("--coil", required=True)
+    ap.add_argument("--coil", required=True, action="append",
+                    help="coil-echo binary; give it more than once (as LABEL=PATH) to run builds side by side")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--duration", type=float, default=2)
     ap.add_argument("--conns", default="1,16,64,256")
@@ -36,10 +37,12 @@ def main():
     subprocess.run(["make", "-C", scratch, "bin/echo_client", "bin/uring_echo", "bin/epoll_echo"],
                    check=True, stdout=subprocess.DEVNULL)
     servers = {}
-    for style in a.styles.split(","):
-        for workers in a.workers.split(","):
-            label = f"coil-echo {style}, {workers} worker{'' if workers == '1' else 's'}"
-            servers[label] = (lambda s, w: lambda p: [a.coil, "--port", str(p), "--workers", w, "--style", s])(style, workers)
+    for binary in a.coil:
+        tag, path = binary.split("=", 1) if "=" in binary else ("", binary)
+        for style in a.styles.split(","):
+            for workers in a.workers.split(","):
+                label = f"coil-echo{' ' + tag if tag else ''} {style}, {workers} worker{'' if workers == '1' else 's'}"
+                servers[label] = (lambda b, s, w: lambda p: [b, "--port", str(p), "--workers", w, "--style", s])(path, style, workers)
     servers |= {
         "C io_uring DEFER_TASKRUN": lambda p: [f"{scratch}/bin/uring_echo", "-p", str(p), "-m", "defer", "-t", "3600"],
         "C epoll": lambda p: [f"{scratch}/bin/epoll_echo", "-p", str(p), "-t", "3600"],

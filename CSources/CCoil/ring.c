@@ -9,6 +9,7 @@ _Static_assert(COIL_SETUP_CQSIZE == IORING_SETUP_CQSIZE && COIL_SETUP_SUBMIT_ALL
                COIL_SETUP_SINGLE_ISSUER == IORING_SETUP_SINGLE_ISSUER && COIL_SETUP_DEFER_TASKRUN == IORING_SETUP_DEFER_TASKRUN,
                "COIL_SETUP_* mirror IORING_SETUP_*");
 _Static_assert(COIL_CQE_F_BUFFER == IORING_CQE_F_BUFFER && COIL_CQE_F_MORE == IORING_CQE_F_MORE &&
+               COIL_CQE_F_SOCK_NONEMPTY == IORING_CQE_F_SOCK_NONEMPTY &&
                COIL_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "COIL_CQE_* mirror IORING_CQE_*");
 _Static_assert(COIL_ASYNC_CANCEL_ALL == IORING_ASYNC_CANCEL_ALL && COIL_TIMEOUT_ABS == IORING_TIMEOUT_ABS &&
                COIL_ASYNC_CANCEL_ANY == IORING_ASYNC_CANCEL_ANY,
@@ -130,10 +131,11 @@ int coil_ring_prep_connect(coil_ring_t *r, int fd, const struct sockaddr *addr,
     return 0;
 }
 
-int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags,
+int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags, bool poll_first,
                                       uint64_t user_data) {
     COIL__SQE_OR_RETURN(r, sqe);
     io_uring_prep_recv(sqe, fd, buf, len, flags);
+    if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
 }
@@ -428,6 +430,9 @@ int coil_ring_submit_and_wait(coil_ring_t *r, unsigned wait_nr, int64_t timeout_
         };
         struct io_uring_cqe *cqe;
         ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, wait_nr, &ts, NULL);
+        /* liburing 2.3 returns the number submitted when it submitted something, even if the
+         * wait then timed out: the header promises -ETIME for that. */
+        if (ret >= 0 && io_uring_cq_ready(&r->ring) < wait_nr) ret = -ETIME;
     }
     r->last_sqe = NULL;
     return ret;

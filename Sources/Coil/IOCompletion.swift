@@ -24,6 +24,9 @@ public struct IOCompletion: Equatable, Sendable {
     /// A multishot operation stays armed and will complete again (`IORING_CQE_F_MORE`).
     @inlinable public var hasMore: Bool { coil_cqe_has_more(flags) }
 
+    /// A receive left more bytes in the socket (`IORING_CQE_F_SOCK_NONEMPTY`).
+    @inlinable public var socketHasMore: Bool { coil_cqe_socket_nonempty(flags) }
+
     /// The provided buffer the kernel picked for this completion, if any.
     @inlinable public var bufferID: UInt16? { coil_cqe_has_buffer(flags) ? coil_cqe_buffer_id(flags) : nil }
 }

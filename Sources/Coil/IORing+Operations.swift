@@ -58,11 +58,13 @@ extension IORing {
         try check(coil_ring_prep_connect(ring, fd, address, length, userData), "connect")
     }
 
-    /// Receives up to `buffer.count` bytes from socket `fd`; 0 means the peer closed.
+    /// Receives up to `buffer.count` bytes from socket `fd`; 0 means the peer closed. With
+    /// `pollFirst` the kernel waits for the socket to be readable before it tries (for a socket
+    /// known to be empty: the last receive's completion had no ``IOCompletion/socketHasMore``).
     @inlinable
     public func prepareReceive(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0,
-                               userData: UInt64) throws(IORingError) {
-        try check(coil_ring_prep_recv(ring, fd, buffer.baseAddress, buffer.count, flags, userData), "recv")
+                               pollFirst: Bool = false, userData: UInt64) throws(IORingError) {
+        try check(coil_ring_prep_recv(ring, fd, buffer.baseAddress, buffer.count, flags, pollFirst, userData), "recv")
     }
 
     /// Receives from `fd` until cancelled or out of buffers, each time into a buffer the kernel

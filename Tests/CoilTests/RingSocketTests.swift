@@ -40,6 +40,49 @@ final class RingSocketTests: XCTestCase {
         XCTAssertEqual(back, reply)
     }
 
+    /// A receive that leaves bytes behind says so (socketHasMore); a poll-first receive on the
+    /// drained socket waits for the next bytes and gets them.
+    func testReceiveReportsBytesLeftAndPollFirstWaitsForData() throws {
+        let ring = try IORing(entries: 16)
+        let listener = try makeLoopbackListener()
+        defer { close(listener.fd) }
+        let client = try connectLoopback(port: listener.port)
+        defer { close(client) }
+        let server = accept(listener.fd, nil, nil)
+        XCTAssertGreaterThanOrEqual(server, 0)
+        defer { close(server) }
+
+        sendAll(client, Array("0123456789".utf8))
+        var received = [UInt8](repeating: 0, count: 16)
+        let first = try received.withUnsafeMutableBytes { bytes in
+            try ring.prepareReceive(fd: server, into: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<4]), userData: 1)
+            return try ring.collect(1)[0]
+        }
+        XCTAssertEqual(first.result, 4)
+        XCTAssertTrue(first.socketHasMore, "six bytes are still in the socket")
+        let rest = try received.withUnsafeMutableBytes { bytes in
+            try ring.prepareReceive(fd: server, into: UnsafeMutableRawBufferPointer(rebasing: bytes[4...]), userData: 2)
+            return try ring.collect(1)[0]
+        }
+        XCTAssertEqual(rest.result, 6)
+        XCTAssertFalse(rest.socketHasMore, "the socket is drained")
+        XCTAssertEqual(String(decoding: received[0..<10], as: UTF8.self), "0123456789")
+
+        // Drained: a poll-first receive stays pending until bytes arrive, then completes with them.
+        try received.withUnsafeMutableBytes { bytes in
+            try ring.prepareReceive(fd: server, into: bytes, pollFirst: true, userData: 3)
+            XCTAssertFalse(try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(20)), "timed out")
+            var early = 0
+            try ring.forEachCompletion { _ in early += 1 }
+            XCTAssertEqual(early, 0, "nothing to receive yet")
+            sendAll(client, Array("late".utf8))
+            let late = try ring.collect(1)[0]
+            XCTAssertEqual(late.userData, 3)
+            XCTAssertEqual(late.result, 4)
+        }
+        XCTAssertEqual(String(decoding: received[0..<4], as: UTF8.self), "late")
+    }
+
     func testConnectThroughTheRing() throws {
         let ring = try IORing(entries: 8)
         let listener = try makeLoopbackListener()

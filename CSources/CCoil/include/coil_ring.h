@@ -66,6 +66,7 @@ static const uint64_t coil_user_data_ignore = COIL_USER_DATA_IGNORE;
 #define COIL_SETUP_DEFER_TASKRUN (1u << 13)
 #define COIL_CQE_F_BUFFER (1u << 0)
 #define COIL_CQE_F_MORE (1u << 1)
+#define COIL_CQE_F_SOCK_NONEMPTY (1u << 2)
 #define COIL_CQE_BUFFER_SHIFT 16
 #define COIL_ASYNC_CANCEL_ALL (1u << 0)
 #define COIL_TIMEOUT_ABS (1u << 0)
@@ -159,6 +160,8 @@ int coil_ring_submit_and_wait(coil_ring_t *r, unsigned wait_nr, int64_t timeout_
 int coil_ring_reap(coil_ring_t *r, coil_cqe_t *out, unsigned max);
 
 static inline bool coil_cqe_has_more(uint32_t flags) { return (flags & COIL_CQE_F_MORE) != 0; }
+/* A receive left bytes in the socket (IORING_CQE_F_SOCK_NONEMPTY). */
+static inline bool coil_cqe_socket_nonempty(uint32_t flags) { return (flags & COIL_CQE_F_SOCK_NONEMPTY) != 0; }
 static inline bool coil_cqe_has_buffer(uint32_t flags) { return (flags & COIL_CQE_F_BUFFER) != 0; }
 static inline uint16_t coil_cqe_buffer_id(uint32_t flags) { return (uint16_t)(flags >> COIL_CQE_BUFFER_SHIFT); }
 
@@ -216,7 +219,10 @@ int coil_ring_prep_multishot_accept(coil_ring_t *r, int fd, int flags, uint64_t 
 int coil_ring_prep_connect(coil_ring_t *r, int fd, const struct sockaddr *addr,
                                          socklen_t addrlen, uint64_t user_data);
 
-int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags,
+/* recv(2). With `poll_first` the kernel arms its readiness poll at once instead of trying the
+ * receive first (IORING_RECVSEND_POLL_FIRST): one failed receive fewer when the socket is known
+ * to be empty, as it usually is right after a completion without COIL_CQE_F_SOCK_NONEMPTY. */
+int coil_ring_prep_recv(coil_ring_t *r, int fd, void *buf, size_t len, int flags, bool poll_first,
                                       uint64_t user_data);
 
 /* Receives into buffers picked by the kernel from buffer group `group_id`, one completion per

@@ -11,7 +11,8 @@ import Glibc
 /// kernel's use of it.
 enum IORequest {
     case nop
-    case receive(fd: Int32)
+    /// recv(2); `pollFirst` arms the readiness poll before trying (IORING_RECVSEND_POLL_FIRST).
+    case receive(fd: Int32, pollFirst: Bool)
     case send(fd: Int32)
     /// A send of the whole region or an error (MSG_WAITALL: the kernel retries short sends).
     case sendAll(fd: Int32)
@@ -273,8 +274,8 @@ final class IOOperation: @unchecked Sendable {
         switch request {
         case .nop:
             ret = coil_ring_prep_nop(ring, data)
-        case .receive(let fd):
-            ret = coil_ring_prep_recv(ring, fd, region.baseAddress, region.count, 0, data)
+        case .receive(let fd, let pollFirst):
+            ret = coil_ring_prep_recv(ring, fd, region.baseAddress, region.count, 0, pollFirst, data)
         case .send(let fd):
             ret = coil_ring_prep_send(ring, fd, region.baseAddress, region.count, Int32(MSG_NOSIGNAL), data)
         case .sendAll(let fd):

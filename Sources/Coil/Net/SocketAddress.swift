@@ -184,6 +184,14 @@ final class DescriptorBox: @unchecked Sendable {
     // SAFETY: `closed` decides the one closer.
     let fd: Int32
     private let closed = Atomic<Bool>(false)
+    private let receiveHint = Atomic<Bool>(true)
+
+    /// A socket's last receive left bytes in it (or none happened yet). Only a hint for choosing
+    /// how to start the next receive (TCPStream.read), so relaxed: any value is correct.
+    var socketMayHaveData: Bool {
+        get { receiveHint.load(ordering: .relaxed) }
+        set { receiveHint.store(newValue, ordering: .relaxed) }
+    }
 
     init(_ fd: Int32) { self.fd = fd }
 

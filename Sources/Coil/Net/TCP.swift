@@ -166,7 +166,9 @@ public final class TCPStream: @unchecked Sendable {
     private func startRead(into buffer: IOBuffer, timeout: Duration?) -> IOOperation {
         precondition(buffer.freeCapacity > 0, "TCPStream.read into a full buffer")
         return IOOperation.start { op in
-            op.request = .receive(fd: descriptor.fd)
+            // The last receive found the socket drained: arm the readiness poll at once instead of
+            // trying a receive that would fail with EAGAIN first.
+            op.request = .receive(fd: descriptor.fd, pollFirst: !descriptor.socketMayHaveData)
             op.buffer = buffer
             op.region = buffer.freeRegion
             op.owner = descriptor
@@ -175,6 +177,8 @@ public final class TCPStream: @unchecked Sendable {
     }
 
     static func finishRead(_ op: IOOperation) -> Result<Int, IOError> {
+        // SAFETY: startRead made the stream's descriptor the owner.
+        unsafeDowncast(op.owner!, to: DescriptorBox.self).socketMayHaveData = coil_cqe_socket_nonempty(op.flags)
         guard op.result >= 0 else { return .failure(op.error(for: op.result)) }
         op.buffer!.count += Int(op.result)
         return .success(Int(op.result))

@@ -73,7 +73,7 @@ public final class UDPSocket: @unchecked Sendable {
     nonisolated(nonsending) public func receive(into buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
         precondition(buffer.freeCapacity > 0, "UDPSocket.receive into a full buffer")
         return try await IOOperation.start { op in
-            op.request = .receive(fd: descriptor.fd)
+            op.request = .receive(fd: descriptor.fd, pollFirst: false)
             op.buffer = buffer
             op.region = buffer.freeRegion
             op.owner = descriptor

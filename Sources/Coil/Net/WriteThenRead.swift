@@ -44,7 +44,8 @@ extension TCPStream {
             send.owner = descriptor
             // A blank record of the same driver, prepared right after the send and linked to it.
             receive = send.driver.makeOperation()
-            receive.request = .receive(fd: descriptor.fd)
+            // The reply cannot be in the socket before the request is out: wait for it directly.
+            receive.request = .receive(fd: descriptor.fd, pollFirst: true)
             receive.buffer = input
             receive.region = input.freeRegion
             receive.owner = descriptor
