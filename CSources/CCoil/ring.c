@@ -186,6 +186,12 @@ int coil_ring_link_previous(coil_ring_t *r) {
     r->last_sqe->flags |= IOSQE_IO_LINK;
     return 0;
 }
+int coil_ring_skip_success_previous(coil_ring_t *r) {
+    if (!r->last_sqe || io_uring_sq_ready(&r->ring) == 0) return -EINVAL;
+    if (!(r->ring.features & IORING_FEAT_CQE_SKIP)) return -EOPNOTSUPP;
+    r->last_sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return 0;
+}
 int coil_ring_prep_sendmsg(coil_ring_t *r, int fd, const struct msghdr *msg, int flags, uint64_t user_data) {
     COIL__SQE_OR_RETURN(r, sqe);
     io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);

@@ -48,6 +48,11 @@ final class WriteThenReadTests: XCTestCase {
                 return failures
             }
             XCTAssertEqual(failures, [], name)
+            // The sends whose success posts no CQE were completed all the same: every
+            // operation started is accounted as completed.
+            XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(name): \(runtime.metrics)")
+            let metrics = runtime.metrics.workers
+            XCTAssertEqual(metrics.reduce(0) { $0 + $1.ioSubmitted }, metrics.reduce(0) { $0 + $1.ioCompleted }, name)
             XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)), name)
             }()
             baseline.assertNothingLeaked(name)

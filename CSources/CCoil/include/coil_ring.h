@@ -275,6 +275,11 @@ int coil_ring_prep_writev(coil_ring_t *r, int fd, const struct iovec *iov, unsig
  * -EINVAL if no SQE was prepared since the last submission. */
 int coil_ring_link_previous(coil_ring_t *r);
 
+/* Asks the kernel not to post a completion for the SQE prepared last if it succeeds
+ * (IOSQE_CQE_SKIP_SUCCESS): a failure still completes. Returns -EINVAL if no SQE was prepared
+ * since the last submission, -EOPNOTSUPP if the kernel lacks IORING_FEAT_CQE_SKIP (5.17). */
+int coil_ring_skip_success_previous(coil_ring_t *r);
+
 /* shutdown(2) on a socket; how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
 int coil_ring_prep_shutdown(coil_ring_t *r, int fd, int how, uint64_t user_data);
 

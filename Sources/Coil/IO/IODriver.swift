@@ -158,6 +158,11 @@ final class IODriver: @unchecked Sendable {
             finish(second, result: -ECANCELED, flags: 0)
             return
         }
+        // A whole-region send that succeeds needs no completion of its own: the second one's
+        // CQE says it went out (see `completeSilentHead`). One CQE per pair instead of two.
+        if case .sendAll = first.request, first.injectedErrno == 0, coil_ring_skip_success_previous(ring) == 0 {
+            first.silentSecond = second
+        }
         // With the SQEs reserved, neither the link nor the second preparation can fail.
         _ = coil_ring_link_previous(ring)
         _ = second.prepare(on: ring)
@@ -303,13 +308,37 @@ final class IODriver: @unchecked Sendable {
                 recycle(op)
                 return kernelRetained
             }
-            if result == -EAGAIN && resubmit(op) { return false }
+            if result == -EAGAIN && op.silentSecond == nil && resubmit(op) { return false }
+            if let head = op.linkHead { completeSilentHead(head, before: op) }
+            // A silent first's own CQE: it failed, and the kernel posts none for its second.
+            let skippedSecond = op.silentSecond.take()
             inFlight -= 1
             countCompleted()
             finish(op, result: result, flags: flags)
+            if let skippedSecond { completeWithoutCQE(skippedSecond, result: -ECANCELED) }
             return kernelRetained
         }
         if releaseKernelReference { kernelReference.release() }
+    }
+
+    /// `op`, the second of a linked pair, completed. If the first posts no CQE on success
+    /// (`silentSecond`) and it is still in flight, it succeeded (had it failed, its own CQE would
+    /// have come, and none for `op`): it completes first, with the whole region sent.
+    private func completeSilentHead(_ head: IOOperation, before op: IOOperation) {
+        guard head.silentSecond === op, head.inFlight, head.userData == op.linkHeadUserData else { return }
+        head.silentSecond = nil
+        completeWithoutCQE(head, result: Int32(clamping: head.region.count))
+    }
+
+    /// Completes an in-flight operation whose CQE the kernel skips, as `complete` would have,
+    /// including the kernel reference it carried (R4).
+    private func completeWithoutCQE(_ op: IOOperation, result: Int32) {
+        guard op.inFlight else { return }
+        inFlight -= 1
+        countCompleted()
+        let kernelRetained = op.kernelRetained
+        finish(op, result: result, flags: 0)
+        if kernelRetained { Unmanaged.passUnretained(op).release() }
     }
 
     /// `-EAGAIN` means "try again": the operation goes back to the kernel (at most 3 times, and

@@ -139,6 +139,12 @@ final class IOOperation: @unchecked Sendable {
     /// in flight, so a cancel aimed at it alone finds nothing).
     @exclusivity(unchecked) var linkHead: IOOperation? = nil
     @exclusivity(unchecked) var linkHeadUserData: UInt64 = 0
+    /// For the first of a linked pair that posts no CQE when it succeeds (IOSQE_CQE_SKIP_SUCCESS;
+    /// a send with MSG_WAITALL, so success means the whole region went out): the second. If the
+    /// first succeeds, the second's CQE completes both; if it fails, its own CQE comes and the
+    /// kernel posts none for the second, which the driver then completes with ECANCELED (driver
+    /// thread only).
+    @exclusivity(unchecked) var silentSecond: IOOperation? = nil
     /// The driver sent a cancel for this use of the record (owner thread; read by the waiter
     /// after the completion, which the driver publishes later).
     @exclusivity(unchecked) var cancelRequested = false
@@ -241,6 +247,7 @@ final class IOOperation: @unchecked Sendable {
         // call into the runtime even then.)
         if linkedNext != nil { linkedNext = nil }
         if linkHead != nil { linkHead = nil }
+        if silentSecond != nil { silentSecond = nil }
         cancelRequested = false
         if let waker { waker.vtable.pointee.drop(waker.data) }
         waker = nil
