@@ -90,7 +90,7 @@ let benchmarks: @Sendable () -> Void = {
     // coil-echo's serving loop, one connection, a blocking C-style client: each iteration is
     // 1,000 round trips of 64 bytes, so "Malloc (total)" is the allocations per 1,000 echoed
     // messages (unscaled, so that a fraction per message cannot round away; steady state: 0).
-    for (workers, style) in [(1, EchoHarness.Style.async), (2, .async), (1, .receiveStream), (1, .futures), (2, .futures)] {
+    for (workers, style) in [(1, EchoHarness.Style.async), (2, .async), (1, .receiveStream), (1, .futures), (2, .futures), (1, .linked)] {
         Benchmark("echo 1000 round trips 64 B, \(workers) worker\(workers == 1 ? "" : "s")\(style == .async ? "" : ", \(style.rawValue)")",
                   configuration: .init(metrics: [.wallClock, .mallocCountTotal], scalingFactor: .one)) { benchmark in
             let echo = try EchoHarness(workers: workers, style: style)

@@ -9,7 +9,7 @@ import Glibc
 /// then `writeAll` (`async`; `receiveStream` reads through the connection's receive stream), or
 /// a Coil task polling a hand-written future of I/O futures (`futures`, coil-echo's default).
 public final class EchoHarness {
-    public enum Style: String, CaseIterable, Sendable { case async, receiveStream = "receive stream", futures }
+    public enum Style: String, CaseIterable, Sendable { case async, receiveStream = "receive stream", futures, linked }
 
     let runtime: Runtime
     let listener: TCPListener
@@ -18,6 +18,8 @@ public final class EchoHarness {
     var reply: [UInt8]
 
     /// `receiveStream`: the server reads through the connection's receive stream (multishot).
+    /// `linked`: after the first read, each reply goes out linked with the next read
+    /// (`writeThenRead`, two buffers swapped each round).
     public init(workers: Int, messageSize: Int = 64, style: Style = .async) throws {
         let receiveStream = style == .receiveStream
         runtime = try Runtime.Builder.multiThread().workerThreads(workers).build()
@@ -29,6 +31,22 @@ public final class EchoHarness {
                 while let stream = try? await listener.accept() {
                     if style == .futures {
                         _ = runtime.spawn(FutureEcho(stream: stream))
+                        continue
+                    }
+                    if style == .linked {
+                        Task(executorPreference: runtime) {
+                            var buffer = IOBuffer(capacity: 16384)
+                            var spare = IOBuffer(capacity: 16384)
+                            try? stream.setNoDelay(true)
+                            if let first = try? await stream.read(into: buffer), first > 0 {
+                                while true {
+                                    spare.clear()
+                                    guard let n = try? await stream.writeThenRead(buffer, into: spare), n > 0 else { break }
+                                    swap(&buffer, &spare)
+                                }
+                            }
+                            try? await stream.close()
+                        }
                         continue
                     }
                     Task(executorPreference: runtime) {
