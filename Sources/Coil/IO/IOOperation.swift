@@ -93,7 +93,8 @@ enum IORequest {
 ///   its waiter, or, once the waiter abandons it, by a reference the waiter leaves with the
 ///   driver (taken before the state says `abandoned`, released by the driver after recycling
 ///   the record). Multishot operations and linked pairs instead carry a kernel reference
-///   (retained at prepare, released at the final CQE). A cancel request holds the record too,
+///   (retained at prepare, released at the final CQE; for the first of a pair whose success
+///   posts no CQE, `silentSecond`, at the CQE that stands in for it). A cancel request holds the record too,
 ///   and checks `generation` to see whether it is stale.
 /// - R5. A result descriptor (accept, open) nobody takes is closed by whoever frees the record.
 ///

@@ -155,12 +155,12 @@ public final class TCPStream: @unchecked Sendable {
     /// Receives into `buffer`'s free space; returns the byte count (0: the peer closed its side)
     /// and grows `buffer.count` by it. The buffer must have free space.
     nonisolated(nonsending) public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws(IOError) -> Int {
-        try await startRead(into: buffer, timeout: timeout).wait(TCPStream.finishRead)
+        try await startRead(into: buffer, timeout: timeout).wait(TCPStream.finishStreamRead)
     }
 
     /// ``read(into:timeout:)`` as a future.
     public func readFuture(into buffer: IOBuffer, timeout: Duration? = nil) -> IOFuture<Int> {
-        IOFuture(startRead(into: buffer, timeout: timeout), finish: TCPStream.finishRead)
+        IOFuture(startRead(into: buffer, timeout: timeout), finish: TCPStream.finishStreamRead)
     }
 
     private func startRead(into buffer: IOBuffer, timeout: Duration?) -> IOOperation {
@@ -176,9 +176,15 @@ public final class TCPStream: @unchecked Sendable {
         }
     }
 
-    static func finishRead(_ op: IOOperation) -> Result<Int, IOError> {
-        // SAFETY: startRead made the stream's descriptor the owner.
+    /// `finishRead` for a stream's receive: also records whether the socket kept bytes, which
+    /// decides how the next read starts (see `startRead`).
+    static func finishStreamRead(_ op: IOOperation) -> Result<Int, IOError> {
+        // SAFETY: startRead and startWriteThenRead make the stream's DescriptorBox the owner.
         unsafeDowncast(op.owner!, to: DescriptorBox.self).socketMayHaveData = coil_cqe_socket_nonempty(op.flags)
+        return finishRead(op)
+    }
+
+    static func finishRead(_ op: IOOperation) -> Result<Int, IOError> {
         guard op.result >= 0 else { return .failure(op.error(for: op.result)) }
         op.buffer!.count += Int(op.result)
         return .success(Int(op.result))

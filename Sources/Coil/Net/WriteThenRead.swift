@@ -71,7 +71,7 @@ extension TCPStream {
             // Cut short: by our cancel, or by an error the kernel reported as the partial count.
             return .failure(IOError(operation: "send", errno: receive.cancelRequested ? ECANCELED : EPIPE))
         }
-        return TCPStream.finishRead(receive)
+        return TCPStream.finishStreamRead(receive)
     }
 }
 
