@@ -89,6 +89,19 @@ int coil_ring_prep_nop(coil_ring_t *r, uint64_t user_data) {
     return 0;
 }
 
+#ifndef IORING_NOP_INJECT_RESULT
+#define IORING_NOP_INJECT_RESULT (1U << 0) /* not in liburing 2.3's copy of the uapi header */
+#endif
+
+int coil_ring_prep_nop_result(coil_ring_t *r, int32_t result, uint64_t user_data) {
+    COIL__SQE_OR_RETURN(r, sqe);
+    io_uring_prep_nop(sqe);
+    sqe->rw_flags = IORING_NOP_INJECT_RESULT; /* the uapi's nop_flags shares rw_flags' slot */
+    sqe->len = (unsigned)result;
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
 /* offset (uint64_t)-1 reads/writes at the file's current position. */
 int coil_ring_prep_read(coil_ring_t *r, int fd, void *buf, unsigned len, uint64_t offset,
                                       uint64_t user_data) {

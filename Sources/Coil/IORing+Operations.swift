@@ -22,6 +22,14 @@ extension IORing {
         try check(coil_ring_prep_nop(ring, userData), "nop")
     }
 
+    /// A no-op that completes with `result` (`IORING_NOP_INJECT_RESULT`): a negative one
+    /// completes as a failure would, to rehearse error paths. Kernels without the flag complete
+    /// it with 0.
+    @inlinable
+    public func prepareNop(result: Int32, userData: UInt64) throws(IORingError) {
+        try check(coil_ring_prep_nop_result(ring, result, userData), "nop")
+    }
+
     /// Reads up to `buffer.count` bytes from `fd` at `offset` (`nil`: the file's current position).
     @inlinable
     public func prepareRead(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, offset: UInt64?,

@@ -121,6 +121,45 @@ final class FaultInjectionTests: XCTestCase {
         }
     }
 
+    /// writeThenRead whose send fails (an injected EPIPE): the kernel cancels the linked receive,
+    /// so it consumes nothing, and the bytes already waiting are there for the next read.
+    func testFailedLinkedSendLeavesWaitingBytesUnread() throws {
+        let probe = try IORing(entries: 4)
+        try probe.prepareNop(result: -EPIPE, userData: 1)
+        if try probe.collect(1).first?.result != -EPIPE {
+            throw XCTSkip("this kernel ignores IORING_NOP_INJECT_RESULT, so an injected failure cannot break a link")
+        }
+        let baseline = IOTestSupport.Baseline()
+        let (outcome, after) = try { () throws -> (String, String) in
+            let runtime = try Runtime.Builder.currentThread()
+                .injectIOFaults(IOFaultPlan([.init(operations: ["send"], fault: .error(EPIPE), every: 1)]))
+                .build()
+            defer { XCTAssertTrue(runtime.shutdown(timeout: .seconds(5))) }
+            return try runtime.blockOn { () async throws -> (String, String) in
+                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await TCPStream.connect(to: listener.localAddress)
+                let accepted = try await listener.accept()
+                // A vectored write: the rule fails every "send", not "writev".
+                try await client.writeAll(vectored: [IOBuffer(string: "waiting")])
+                var outcome = "no error"
+                do throws(IOError) {
+                    _ = try await accepted.writeThenRead(IOBuffer(string: "request"), into: IOBuffer(capacity: 64))
+                } catch {
+                    outcome = "\(error.operation) \(error.errno)"
+                }
+                let buffer = IOBuffer(capacity: 64)
+                while buffer.count < 7, (try? await accepted.read(into: buffer, timeout: .seconds(2))) ?? 0 > 0 {}
+                try await client.close()
+                try await accepted.close()
+                listener.close()
+                return (outcome, buffer.string)
+            }
+        }()
+        XCTAssertEqual(outcome, "send \(EPIPE)")
+        XCTAssertEqual(after, "waiting", "the cancelled receive consumed the bytes")
+        baseline.assertNothingLeaked("linked send")
+    }
+
     /// Every read and write of a file moves half what it asks: the whole-file helpers still
     /// round-trip every byte.
     func testFilesRoundTripWhenEveryTransferIsShort() throws {

@@ -1,6 +1,10 @@
 import Coil
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// NOPs in batches: every one completes once with its user_data; a full SQ is submitted, not dropped.
 final class RingNopTests: XCTestCase {
     func testBatchesOfNops() throws {
@@ -16,6 +20,17 @@ final class RingNopTests: XCTestCase {
             }
             XCTAssertEqual(seen.sorted(), (0..<UInt64(batch)).map { $0 })
         }
+    }
+
+    /// A NOP given a result completes with it (kernels that know IORING_NOP_INJECT_RESULT).
+    func testNopCompletesWithTheResultItIsGiven() throws {
+        let ring = try IORing(entries: 8)
+        try ring.prepareNop(result: -EPIPE, userData: 1)
+        try ring.prepareNop(result: 7, userData: 2)
+        let completions = try ring.collect(2)
+        let results = Dictionary(uniqueKeysWithValues: completions.map { ($0.userData, $0.result) })
+        if results == [1: 0, 2: 0] { throw XCTSkip("this kernel ignores IORING_NOP_INJECT_RESULT") }
+        XCTAssertEqual(results, [1: -EPIPE, 2: 7])
     }
 
     func testFullSubmissionQueueIsSubmittedNotDropped() throws {

@@ -149,7 +149,7 @@ final class IODriver: @unchecked Sendable {
         // Both, and the second's linked timeout, in one submission.
         var ret = coil_ring_reserve(ring, second.timeout > 0 ? 3 : 2)
         if ret == 0 {
-            faults?.apply(to: first)
+            faults?.apply(to: first, linkHead: true)
             faults?.apply(to: second)
             ret = first.prepare(on: ring)
         }

@@ -1,6 +1,10 @@
 import CCoil
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// For tests: which I/O operations a runtime fails or shortens on purpose
 /// (`Runtime.Builder.injectIOFaults`), to prove that every error path gives back what it holds.
 ///
@@ -15,9 +19,12 @@ import Synchronization
 ///     .build()
 /// ```
 ///
-/// - `.error(errno)`: the chosen operation goes to the kernel as a NOP and its completion is
-///   rewritten to `-errno`: the waiter sees the error through the ordinary completion path, and
-///   nothing the operation would have done happens (no byte consumed, no connection accepted). A
+/// - `.error(errno)`: the chosen operation goes to the kernel as a NOP that fails with `-errno`
+///   (`IORING_NOP_INJECT_RESULT`; on kernels without it the completion is rewritten): the waiter
+///   sees the error through the ordinary completion path, and nothing the operation would have
+///   done happens (no byte consumed, no connection accepted). The receive linked after a failed
+///   ``TCPStream/writeThenRead(_:into:)`` send is cancelled by the kernel, as after a real
+///   failure; that send never gets `EAGAIN`. A
 ///   multishot request so failed ends (its completion carries no "more" flag), so `ENOBUFS` on
 ///   a receive stream (`"recv_multishot"`) takes the out-of-buffers path. `EAGAIN` is retried by the driver (up to 3
 ///   times) like a real one (a resubmission gets no fault).
@@ -73,10 +80,14 @@ final class IOFaultInjector {
     /// Marks `op` for an error, or shortens its transfer, if a rule picks it.
     /// A resubmission after `EAGAIN` is left alone, so that an injected `EAGAIN` is always
     /// recovered from.
-    func apply(to op: IOOperation) {
+    /// `linkHead`: `op` has a request linked after it. It gets no `EAGAIN` (the kernel does not
+    /// return one there: a linked request that would block waits for readiness), because a
+    /// resubmitted head would complete after the request the kernel cancelled behind it.
+    func apply(to op: IOOperation, linkHead: Bool = false) {
         guard op.retries == 0 else { return }
         let name = op.request.name
         for (index, rule) in rules.enumerated() where rule.operations.contains(name) {
+            if linkHead, rule.fault == .error(EAGAIN) { continue }
             counts[index] += 1
             guard counts[index] % rule.every == 0 else { continue }
             switch rule.fault {

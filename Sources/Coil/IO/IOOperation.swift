@@ -127,8 +127,9 @@ final class IOOperation: @unchecked Sendable {
     /// The waiter took the result (a returned descriptor is theirs now).
     @exclusivity(unchecked) var resultTaken = false
     /// Fault injection: the errno this operation's completion is rewritten to (0: none). An
-    /// operation chosen for an error goes to the kernel as a NOP, so nothing it would have done
-    /// (consume bytes, accept a connection) happens.
+    /// operation chosen for an error goes to the kernel as a NOP failing with it, so nothing it
+    /// would have done (consume bytes, accept a connection) happens, and a request linked after
+    /// it is cancelled.
     @exclusivity(unchecked) var injectedErrno: Int32 = 0
     /// Times the driver resubmitted the operation after `-EAGAIN`.
     @exclusivity(unchecked) var retries: UInt8 = 0
@@ -271,9 +272,11 @@ final class IOOperation: @unchecked Sendable {
     /// Queues the SQE (and its linked timeout) on `ring`. Returns 0 or -errno.
     func prepare(on ring: OpaquePointer) -> Int32 {
         let data = userData
-        // An injected error replaces the operation with a NOP, except a close: a descriptor is
-        // closed even when close(2) reports an error.
-        if injectedErrno != 0, !request.isClose { return coil_ring_prep_nop(ring, data) }
+        // An injected error replaces the operation with a NOP that fails with it, except a
+        // close: a descriptor is closed even when close(2) reports an error. Failing in the
+        // kernel (not only in the rewritten completion) matters for a link head: the kernel then
+        // cancels what is linked after it, as it would after a real failure.
+        if injectedErrno != 0, !request.isClose { return coil_ring_prep_nop_result(ring, -injectedErrno, data) }
         if timeout > 0 {
             let reserved = coil_ring_reserve(ring, 2)
             if reserved < 0 { return reserved }

@@ -65,8 +65,10 @@ extension TCPStream {
         }
         let sent = send.result
         let expected = send.region.count
+        // Named before the release: a released record may be reset for another use at once.
+        let failure = sent < 0 ? send.error(for: sent) : nil
         send.release()
-        if sent < 0 { return .failure(send.error(for: sent)) }
+        if let failure { return .failure(failure) }
         if Int(sent) < expected {
             // Cut short: by our cancel, or by an error the kernel reported as the partial count.
             return .failure(IOError(operation: "send", errno: receive.cancelRequested ? ECANCELED : EPIPE))
