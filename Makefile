@@ -1,7 +1,7 @@
 # Coil's commands. `make test` is what CI runs; every target installs liburing-dev when missing.
 SWIFT ?= swift
 
-.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo demo-queues bench bench-echo bench-tokio stress clean
+.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo demo-queues bench bench-queues bench-echo bench-tokio stress clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -42,6 +42,11 @@ demo: deps
 # as a short table (release build, about a minute).
 demo-queues: deps
 	cd Benchmarks && $(SWIFT) run -c release coil-demo
+
+# Coil's bounded queue (from C and from Swift) beside the best queues of ../shared/anchors/queues,
+# 15 rounds in a shuffled order, with the ratios paired round by round (~6 minutes).
+bench-queues: deps
+	scripts/anchors-queues.sh
 
 # coil-echo (1 and 2 workers; connection styles futures, linked and async) beside the C echo
 # servers of ../shared/anchors/uring (io_uring with DEFER_TASKRUN, epoll), all driven by the

@@ -8,11 +8,13 @@
 # runs every (queue, configuration) once as its own process, in an order shuffled per round (a run
 # is faster or slower depending on which one ran just before it). Before each run it waits for a
 # quiet machine and repeats a run during which other processes used more than 0.30 cores, as the
-# anchors' run.sh does. Prints the anchors' median (min-max) tables and, from
+# anchors' run.sh does. The anchors' own Vyukov queue also runs a second time under another name
+# (vyukov_c11_again): the same binary against itself shows how far apart two medians of one run
+# fall when nothing differs. Prints the anchors' median (min-max) tables and, from
 # scripts/queue-parity.py, Coil's ratio to each other queue paired round by round.
 #
 # Env: ROUNDS (15), N items per run (4000000), WORK (/tmp/coil-anchors-queues),
-#      ANCHORS (../shared/anchors/queues). Takes about 5 minutes with the defaults.
+#      ANCHORS (../shared/anchors/queues). Takes about 7 minutes with the defaults.
 set -uo pipefail
 COIL=$(cd "$(dirname "$0")/.." && pwd)
 ANCHORS=$(cd "${ANCHORS:-$COIL/../shared/anchors/queues}" && pwd)
@@ -38,7 +40,7 @@ cd "$WORK"
 source ./quiet.sh   # wait_quiet
 runs=()
 for cap in 1024 65536; do
-  for q in "bin/vyukov_c11" "bin/xenium_vyukov_weak" "bin/coil_mpmc_c" \
+  for q in "bin/vyukov_c11" "again bin/vyukov_c11" "bin/xenium_vyukov_weak" "bin/coil_mpmc_c" \
            "bin/coil-demo transfer --impl coil_mpmc_swift" "bin/crossbeam_bench --impl array_queue"; do
     runs+=("$q -m lat -n $N -q $cap -r 1 -D $DEADLINE")
     for k in 1 2 4; do runs+=("$q -m tput -p $k -c $k -n $N -q $cap -r 1 -D $DEADLINE"); done
@@ -54,7 +56,12 @@ for r in $(seq 1 "$ROUNDS"); do
   for c in "${order[@]}"; do
     for attempt in 1 2 3; do
       wait_quiet
-      line=$(timeout 300 $c | grep '^run ') || { echo "# FAILED: $c" | tee -a "$LOG"; break; }
+      if [[ $c == again* ]]; then
+        line=$(timeout 300 ${c#again } | grep '^run ' | sed 's/impl=\([^ ]*\)/impl=\1_again/')
+      else
+        line=$(timeout 300 $c | grep '^run ')
+      fi
+      [ -n "$line" ] || { echo "# FAILED: $c" | tee -a "$LOG"; break; }
       ext=$(sed -n 's/.* ext=\([0-9.]*\).*/\1/p' <<<"$line")
       if [ $attempt -lt 3 ] && awk -v e="$ext" 'BEGIN{exit !(e>0.30)}'; then
         echo "#discard $line" >> "$LOG"; continue

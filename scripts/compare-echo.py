@@ -3,11 +3,13 @@
 
 Builds the anchor harness in a scratch copy, then for each round runs every server at every
 (message size, connection count), one after another, each on a fresh port: coil-echo with 1 and
-2 workers, the C io_uring server with SINGLE_ISSUER|DEFER_TASKRUN, and the C epoll server.
+2 workers, the C io_uring server with SINGLE_ISSUER|DEFER_TASKRUN, and the C epoll server. The
+servers' order is shuffled per round (seeded by the round), so that none always runs first or
+last in a round.
 Prints medians (min-max) of round trips per second, p99 latency and server CPU per round trip,
 and the Coil/best-C ratios.
 """
-import argparse, os, re, shutil, socket, statistics, subprocess, sys, time
+import argparse, os, random, re, shutil, socket, statistics, subprocess, sys, time
 
 def wait_listening(port):
     for _ in range(100):
@@ -52,7 +54,9 @@ def main():
     results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us)
     port = a.port
     for rep in range(a.reps):
-        for name, command in servers.items():
+        order = list(servers.items())
+        random.Random(rep).shuffle(order)
+        for name, command in order:
             port += 1
             proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:

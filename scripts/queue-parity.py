@@ -5,8 +5,9 @@ Every round runs each queue once per configuration, so within a round the runs s
 state of the moment (which physical cores the two vCPUs sit on changes over time and moves a
 run's throughput by 2-5x). For each configuration this prints the median over rounds of
 coil / other (for push+pop, where lower is better, other / coil: above 1 means Coil is faster)
-with a 95% bootstrap interval of that median. Rows: coil_mpmc from C against each anchor, then
-MPMCQueue from Swift against coil_mpmc from C.
+with a 95% bootstrap interval of that median. Rows: coil_mpmc from C against each anchor,
+MPMCQueue from Swift against coil_mpmc from C, and the control: the anchors' Vyukov queue against
+itself run under a second name (vyukov_c11_again), whose medians differ only by the machine.
 """
 import collections
 import random
@@ -44,10 +45,11 @@ def ratios(coil, other, cap, mode, threads):
 
 COLUMNS = [("lat", 1, "push+pop"), ("tput", 1, "1P1C"), ("tput", 2, "2P2C"), ("tput", 4, "4P4C")]
 impls = sorted({impl for values in runs.values() for impl in values})
-anchors = [i for i in impls if not i.startswith("coil_")]
+anchors = [i for i in impls if not i.startswith("coil_") and not i.endswith("_again")]
 pairs = [("coil_mpmc_c", a) for a in anchors] + [("coil_mpmc_swift", "coil_mpmc_c")]
+pairs += [(i, i[: -len("_again")]) for i in impls if i.endswith("_again")]
 rounds = max((k[0] for k in runs), default=0)
-print(f"Paired ratios over {rounds} rounds: median (95% interval); above 1.00 = Coil faster\n")
+print(f"Paired ratios over {rounds} rounds: median (95% interval); above 1.00 = the first faster\n")
 for cap in sorted({k[1] for k in runs}):
     print(f"capacity {cap}\n")
     print("| pair | " + " | ".join(c[2] for c in COLUMNS) + " |")
