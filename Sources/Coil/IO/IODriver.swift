@@ -295,7 +295,12 @@ final class IODriver: @unchecked Sendable {
             let kernelRetained = op.kernelRetained
             var result = kernelResult
             if op.injectedErrno != 0 {
-                result = -op.injectedErrno
+                // The NOP completed with the injected result already, or with 0 on a kernel
+                // without IORING_NOP_INJECT_RESULT. A negative result the kernel chose stays:
+                // -ECANCELED for the second of a link whose first failed means the NOP never
+                // ran, and reporting the injected error instead (an EAGAIN, retried) would
+                // start a receive that nobody asked for.
+                if result >= 0 { result = -op.injectedErrno }
                 op.injectedErrno = 0
             }
             if let sink = op.sink {
