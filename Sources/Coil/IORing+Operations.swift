@@ -23,8 +23,8 @@ extension IORing {
     }
 
     /// A no-op that completes with `result` (`IORING_NOP_INJECT_RESULT`): a negative one
-    /// completes as a failure would, to rehearse error paths. Kernels without the flag complete
-    /// it with 0.
+    /// completes as a failure would, to rehearse error paths. Kernels before 6.10, which lack
+    /// the flag, complete it with 0.
     @inlinable
     public func prepareNop(result: Int32, userData: UInt64) throws(IORingError) {
         try check(coil_ring_prep_nop_result(ring, result, userData), "nop")

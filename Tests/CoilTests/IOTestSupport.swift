@@ -41,6 +41,23 @@ enum IOTestSupport {
         }
     }
 
+    /// Whether the running kernel is at least `major.minor` (from uname's release, "6.18.44-...").
+    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        var names = utsname()
+        guard uname(&names) == 0 else { return false }
+        let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return false }
+        return (parts[0], parts[1]) >= (major, minor)
+    }
+
+    /// Skips the calling test on kernels before 6.10, which complete a NOP with 0 whatever
+    /// result it carries (IORING_NOP_INJECT_RESULT came in 6.10). On newer kernels the test
+    /// runs, so a NOP that ignores its result there fails it instead of skipping it.
+    static func requireNopInjectResult() throws {
+        if !kernelAtLeast(6, 10) { throw XCTSkip("IORING_NOP_INJECT_RESULT needs Linux 6.10 or later") }
+    }
+
     /// Open descriptors of this process.
     static func openDescriptors() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1

@@ -203,7 +203,7 @@ void coil_buf_ring_recycle(coil_buf_ring_t *b, uint16_t bid);
 int coil_ring_prep_nop(coil_ring_t *r, uint64_t user_data);
 /* A NOP that completes with `result` (IORING_NOP_INJECT_RESULT): a negative one fails the request
  * as a failed operation would, so a request linked after it is cancelled (-ECANCELED). Kernels
- * that predate the flag ignore it and complete the NOP with 0 (this machine's 6.18 knows it). */
+ * before 6.10, which predate the flag, ignore it and complete the NOP with 0. */
 int coil_ring_prep_nop_result(coil_ring_t *r, int32_t result, uint64_t user_data);
 
 /* offset (uint64_t)-1 reads/writes at the file's current position. */

@@ -20,7 +20,7 @@ import Glibc
 /// ```
 ///
 /// - `.error(errno)`: the chosen operation goes to the kernel as a NOP that fails with `-errno`
-///   (`IORING_NOP_INJECT_RESULT`; on kernels without it the completion is rewritten): the waiter
+///   (`IORING_NOP_INJECT_RESULT`; before Linux 6.10 the completion is rewritten instead): the waiter
 ///   sees the error through the ordinary completion path, and nothing the operation would have
 ///   done happens (no byte consumed, no connection accepted). The receive linked after a failed
 ///   ``TCPStream/writeThenRead(_:into:)`` send is cancelled by the kernel, as after a real
