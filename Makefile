@@ -1,7 +1,7 @@
 # Coil's commands. `make test` is what CI runs; every target installs liburing-dev when missing.
 SWIFT ?= swift
 
-.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo demo-queues bench bench-queues bench-echo bench-tokio stress clean
+.PHONY: deps test test-plain test-tsan fuzz-build fuzz-smoke fuzz demo demo-queues bench bench-queues bench-echo bench-echo-1cpu bench-tokio stress clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -48,15 +48,22 @@ demo-queues: deps
 bench-queues: deps
 	scripts/anchors-queues.sh
 
-# coil-echo (1 and 2 workers; connection styles futures, linked and async) beside the C echo
-# servers of ../shared/anchors/uring (io_uring with DEFER_TASKRUN, epoll), all driven by the
-# anchors' C load client: 5 interleaved rounds at 1, 16, 64 and 256 connections, 64 B and 1 KiB
-# messages (~20 minutes). Prints the table for BENCHMARKS.md.
+# coil-echo (1 and 2 workers; connection styles futures, multishot, linked and async) beside the
+# C echo servers of ../shared/anchors/uring (io_uring with DEFER_TASKRUN, epoll), all driven by
+# the anchors' C load client: 5 rounds in a shuffled order at 1, 16, 64 and 256 connections, 64 B
+# and 1 KiB messages (~25 minutes). Prints the table for BENCHMARKS.md.
 URING_ANCHOR ?= ../shared/anchors/uring
 bench-echo: deps
 	$(SWIFT) build -c release --product coil-echo
 	python3 scripts/compare-echo.py --anchor $(URING_ANCHOR) --coil $$($(SWIFT) build -c release --show-bin-path)/coil-echo \
-		--styles futures,linked,async --workers 1,2
+		--styles futures,multishot,linked,async --workers 1,2
+
+# The same with client and servers pinned to CPU 0: throughput is then the CPU time per round
+# trip of client and server together, free of the VM's vCPU placement (~7 minutes).
+bench-echo-1cpu: deps
+	$(SWIFT) build -c release --product coil-echo
+	python3 scripts/compare-echo.py --anchor $(URING_ANCHOR) --coil $$($(SWIFT) build -c release --show-bin-path)/coil-echo \
+		--styles futures,multishot,linked --workers 1 --conns 16,64,256 --pin 0 --port 25500
 
 # The full package-benchmark suite (throughput, latency and allocation counts).
 bench: deps

@@ -8,6 +8,10 @@ servers' order is shuffled per round (seeded by the round), so that none always 
 last in a round.
 Prints medians (min-max) of round trips per second, p99 latency and server CPU per round trip,
 and the Coil/best-C ratios.
+
+--pin CPU runs every server and the client on that one CPU: throughput is then set by the CPU
+time client and server spend per round trip together, which takes the VM's placement of its
+two vCPUs (it moves two-core results by up to 1.4x between runs) out of the comparison.
 """
 import argparse, os, random, re, shutil, socket, statistics, subprocess, sys, time
 
@@ -32,6 +36,7 @@ def main():
     ap.add_argument("--styles", default="futures,async",
                     help="coil-echo connection styles to run (futures: Coil tasks; async: Swift tasks)")
     ap.add_argument("--workers", default="1,2", help="coil-echo worker counts to run")
+    ap.add_argument("--pin", help="run servers and client on this one CPU (taskset -c)")
     a = ap.parse_args()
     scratch = "/tmp/coil-uring-anchor"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -51,6 +56,7 @@ def main():
     }
     sizes = [int(x) for x in a.sizes.split(",")]
     conns = [int(x) for x in a.conns.split(",")]
+    pin = ["taskset", "-c", a.pin] if a.pin is not None else []
     results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us)
     port = a.port
     for rep in range(a.reps):
@@ -58,12 +64,12 @@ def main():
         random.Random(rep).shuffle(order)
         for name, command in order:
             port += 1
-            proc = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(pin + command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_listening(port)
                 for size in sizes:
                     for c in conns:
-                        out = subprocess.run([f"{scratch}/bin/echo_client", "-p", str(port), "-c", str(c), "-s", str(size),
+                        out = subprocess.run(pin + [f"{scratch}/bin/echo_client", "-p", str(port), "-c", str(c), "-s", str(size),
                                               "-d", str(a.duration), "-w", "0.5", "-l", "x", "-P", str(proc.pid)],
                                              capture_output=True, text=True).stdout
                         m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) .*server_cpu=([0-9.]+)", out)
@@ -98,12 +104,21 @@ def main():
                 cpu = statistics.median([x[2] for x in rows])
                 cells.append(f"{r/1000:.1f} ({lo/1000:.1f}–{hi/1000:.1f}); p99 {p99:.0f}; {cpu:.2f} µs")
             print(f"| {name} | " + " | ".join(cells) + " |")
-        ratios = []
+        ratios, tails = [], []
         for c in conns:
-            best_c = max((statistics.median([x[0] for x in results.get((n, size, c), [(0, 0, 0)])]) for n in servers if n.startswith("C ")), default=0)
-            best_coil = max((statistics.median([x[0] for x in results.get((n, size, c), [(0, 0, 0)])]) for n in servers if n.startswith("coil")), default=0)
-            ratios.append(f"{c} conn {best_coil / best_c:.2f}x" if best_c else f"{c} conn n/a")
+            def fastest(prefix):
+                rows = [(statistics.median([x[0] for x in results[(n, size, c)]]),
+                         statistics.median([x[1] for x in results[(n, size, c)]]), n)
+                        for n in servers if n.startswith(prefix) and results.get((n, size, c))]
+                return max(rows, default=None)
+            best_c, best_coil = fastest("C "), fastest("coil")
+            if not best_c or not best_coil:
+                ratios.append(f"{c} conn n/a")
+                continue
+            ratios.append(f"{c} conn {best_coil[0] / best_c[0]:.2f}x")
+            tails.append(f"{c} conn {best_coil[1]:.0f} vs {best_c[1]:.0f} µs ({best_coil[2]} vs {best_c[2]})")
         print("\nbest Coil / best C: " + ", ".join(ratios))
+        print("p99 of the fastest Coil server vs the fastest C server: " + "; ".join(tails))
 
 if __name__ == "__main__":
     main()

@@ -116,6 +116,49 @@ final class ReceiveStreamTests: XCTestCase {
 
     /// Receive streams closed with bytes still queued give their buffers back: with a ring of 4
     /// buffers, 50 connections each leave data queued and the next ones still receive through the ring.
+    /// Completions the reader has not taken queue up in the stream, in a ring that wraps and
+    /// grows: three are read first (the ring's head moves), then 40 messages arrive 1 ms apart
+    /// (one completion each) before any is read. They come out whole and in order.
+    func testManyQueuedCompletionsComeOutInOrder() throws {
+        let runtime = try Runtime.Builder.currentThread().receiveBuffers(count: 64, size: 64).build()
+        let baseline = IOTestSupport.Baseline()
+        let (first, rest): (String, String) = try runtime.blockOn { () async throws -> (String, String) in
+            let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            try client.setNoDelay(true)
+            let accepted = try await listener.accept()
+            let incoming = accepted.receiveStream()
+            let buffer = IOBuffer(capacity: 4096)
+            var first = ""
+            for i in 0..<3 {
+                try await client.writeAll(IOBuffer(string: "<\(i)>"))
+                buffer.clear()
+                _ = try await incoming.read(into: buffer)
+                first += buffer.string
+            }
+            for i in 0..<40 {
+                try await client.writeAll(IOBuffer(string: "[\(i)]"))
+                await sleep(for: .milliseconds(1)).value()
+            }
+            try await client.close()
+            var rest = ""
+            while true {
+                buffer.clear()
+                if try await incoming.read(into: buffer) == 0 { break }
+                rest += buffer.string
+            }
+            incoming.close()
+            try await accepted.close()
+            listener.close()
+            return (first, rest)
+        }
+        XCTAssertEqual(first, "<0><1><2>")
+        XCTAssertEqual(rest, (0..<40).map { "[\($0)]" }.joined())
+        XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, "\(runtime.metrics)")
+        XCTAssertTrue(runtime.shutdown(timeout: .seconds(5)))
+        baseline.assertNothingLeaked("queued completions")
+    }
+
     func testClosedStreamsGiveTheirQueuedBuffersBack() throws {
         let runtime = try Runtime.Builder.currentThread().receiveBuffers(count: 4, size: 256).build()
         let fallbacks = IODiagnostics.receiveBufferFallbacks

@@ -248,13 +248,17 @@ final class IODriver: @unchecked Sendable {
     /// Created by the owner before its first multishot receive; freed with the driver (queued
     /// items hold the driver, so the memory outlives every reader of it).
     private var receiveBuffers: ProvidedBufferRing? = nil
+    /// `receiveBuffers.buffers`, for the per-message path (no retain of the ring object).
+    private var receiveBufferRing: OpaquePointer? = nil
 
     private func createReceiveBuffers() -> Int32 {
         guard let ring = worker.ring else { return -ECANCELED }
         let config = worker.shared.config
         do throws(IORingError) {
-            receiveBuffers = try ProvidedBufferRing(ring: ring, groupID: Self.receiveGroup,
-                                                    count: config.receiveBufferCount, bufferSize: config.receiveBufferSize)
+            let buffers = try ProvidedBufferRing(ring: ring, groupID: Self.receiveGroup,
+                                                 count: config.receiveBufferCount, bufferSize: config.receiveBufferSize)
+            receiveBuffers = buffers
+            receiveBufferRing = buffers.buffers
             return 0
         } catch {
             return -error.errno
@@ -263,7 +267,7 @@ final class IODriver: @unchecked Sendable {
 
     /// The bytes of provided buffer `id` (valid until it is recycled).
     func receiveBuffer(_ id: UInt16) -> UnsafeRawPointer {
-        UnsafeRawPointer(coil_buf_ring_buffer(receiveBuffers!.buffers, id))
+        UnsafeRawPointer(coil_buf_ring_buffer(receiveBufferRing!, id))
     }
 
     /// Gives provided buffer `id` back to the kernel (on the owning thread: the buffer ring has
@@ -271,7 +275,8 @@ final class IODriver: @unchecked Sendable {
     /// hand-over list was empty, so that a receive starved of buffers gets them back soon.
     func recycleReceiveBuffer(_ id: UInt16) {
         if isOwnerThread {
-            receiveBuffers?.recycle(id)
+            // The id came from a CQE of this ring: in range.
+            if let receiveBufferRing { coil_buf_ring_recycle(receiveBufferRing, id) }
             return
         }
         let wake = remote.withLock { remote -> Bool in

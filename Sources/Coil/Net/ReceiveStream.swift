@@ -93,11 +93,13 @@ public struct ReceiveFuture: ~Copyable, Future {
     public mutating func poll(_ context: inout Context) -> Poll<Result<Int, IOError>> {
         if direct == nil {
             guard Coop.proceed(&context) else { return .pending }
-            let receiver = self.receiver
-            switch receiver.sink.receive(into: buffer, context.waker, arm: { receiver.arm() }) {
+            switch receiver.sink.receive(into: buffer, context.waker) {
             case .ready(let result):
                 return .ready(result >= 0 ? .success(Int(result)) : .failure(IOError(operation: "recv", errno: -result)))
             case .pending:
+                return .pending
+            case .arm:
+                receiver.sink.armed(receiver.arm())
                 return .pending
             case .readDirectly:
                 IODiagnostics.receiveBufferExhaustions.add(1, ordering: .relaxed)

@@ -394,15 +394,21 @@ final class Worker: @unchecked Sendable {
     /// but its owner, so `inFlight` cannot change while it sleeps; other threads hand operations
     /// over through `IODriver.remote` and `unpark`, which wakes the futex.
     func park(deadline: UInt64?) {
-        submitPending()
         let onFutex = ringPointer == nil || io.inFlight == 0
         if parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
+            submitPending()
             return
         }
-        if onFutex && spinBeforeSleeping() { return }
+        // Waiting in the ring submits what is prepared with the same `io_uring_enter`; every other
+        // way out submits it here (one system call per park, not two).
+        if onFutex {
+            submitPending()
+            if spinBeforeSleeping() { return }
+        }
         let parkedAs = onFutex ? Worker.parkedOnFutex : Worker.parkedInRing
         guard parkWord.pointee.compareExchange(expected: Worker.running, desired: parkedAs, ordering: .acquiringAndReleasing).exchanged else {
             _ = parkWord.pointee.exchange(Worker.running, ordering: .acquiring)
+            if !onFutex { submitPending() }
             return
         }
         parks.store(parks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
