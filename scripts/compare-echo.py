@@ -37,6 +37,8 @@ def main():
                     help="coil-echo connection styles to run (futures: Coil tasks; async: Swift tasks)")
     ap.add_argument("--workers", default="1,2", help="coil-echo worker counts to run")
     ap.add_argument("--pin", help="run servers and client on this one CPU (taskset -c)")
+    ap.add_argument("--control", action="store_true",
+                    help="A/A control: run the C DEFER_TASKRUN server a second time under another name")
     a = ap.parse_args()
     scratch = "/tmp/coil-uring-anchor"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -54,6 +56,9 @@ def main():
         "C io_uring DEFER_TASKRUN": lambda p: [f"{scratch}/bin/uring_echo", "-p", str(p), "-m", "defer", "-t", "3600"],
         "C epoll": lambda p: [f"{scratch}/bin/epoll_echo", "-p", str(p), "-t", "3600"],
     }
+    if a.control:
+        # The same binary again: how far apart two medians of one server come out in this session.
+        servers["control: C io_uring DEFER_TASKRUN again"] = servers["C io_uring DEFER_TASKRUN"]
     sizes = [int(x) for x in a.sizes.split(",")]
     conns = [int(x) for x in a.conns.split(",")]
     pin = ["taskset", "-c", a.pin] if a.pin is not None else []
@@ -118,6 +123,14 @@ def main():
             ratios.append(f"{c} conn {best_coil[0] / best_c[0]:.2f}x")
             tails.append(f"{c} conn {best_coil[1]:.0f} vs {best_c[1]:.0f} µs ({best_coil[2]} vs {best_c[2]})")
         print("\nbest Coil / best C: " + ", ".join(ratios))
+        if a.control:
+            control = []
+            for c in conns:
+                one, two = (results.get((n, size, c)) for n in ("C io_uring DEFER_TASKRUN", "control: C io_uring DEFER_TASKRUN again"))
+                if one and two:
+                    control.append(f"{c} conn {statistics.median([x[0] for x in two]) / statistics.median([x[0] for x in one]):.2f}x, "
+                                   f"p99 {statistics.median([x[1] for x in two]):.0f} vs {statistics.median([x[1] for x in one]):.0f} µs")
+            print("control (the C DEFER_TASKRUN server against itself): " + "; ".join(control))
         print("p99 of the fastest Coil server vs the fastest C server: " + "; ".join(tails))
 
 if __name__ == "__main__":
