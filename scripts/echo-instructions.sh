@@ -2,8 +2,9 @@
 # User-space instructions per echoed round trip of one echo server, counted by callgrind:
 # the server runs under valgrind, the anchors' C client drives it (64-byte messages), the counts
 # are zeroed after 2 s of load and dumped 5 s later, then divided by the round trips made in
-# between (calls of the function that sends each reply). Deterministic where perf's user-space
-# share moves with the VM's placement; it does not see what an atomic or a cache miss costs.
+# between (calls of the function that sends each reply). Repeatable to about ±3% (the batch a
+# worker turn takes varies with timing) where perf's user-space share moves with the VM's
+# placement; it does not see what an atomic or a cache miss costs. Run it 3 times per build.
 #
 #   scripts/echo-instructions.sh coil  .build/release/coil-echo futures [CONNS]
 #   scripts/echo-instructions.sh c     /tmp/coil-uring-anchor/bin/uring_echo defer [CONNS]

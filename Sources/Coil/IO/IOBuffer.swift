@@ -22,18 +22,25 @@ public final class IOBuffer: @unchecked Sendable {
     // SAFETY: a buffer is used by one task at a time; an operation's completion happens-before the
     // waiter's next access (the wake or resume orders them).
     public let capacity: Int
-    /// Bytes of data at the start of the buffer. (One task uses a buffer at a time: no dynamic
-    /// exclusivity checks.)
-    @exclusivity(unchecked) public var count: Int {
-        didSet { precondition(count >= 0 && count <= capacity, "IOBuffer count \(count) out of 0...\(capacity)") }
+    /// Bytes of data at the start of the buffer.
+    public var count: Int {
+        get { storedCount }
+        set {
+            precondition(newValue >= 0 && newValue <= capacity, "IOBuffer count \(newValue) out of 0...\(capacity)")
+            storedCount = newValue
+        }
     }
+    /// One task uses a buffer at a time: no dynamic exclusivity checks. (A computed `count` over
+    /// this, because other modules, inlining an observed stored property's accessors across the
+    /// module boundary, checked every read of it.)
+    @exclusivity(unchecked) private var storedCount: Int
     let base: UnsafeMutableRawPointer
 
     /// An empty buffer of `capacity` bytes.
     public init(capacity: Int) {
         precondition(capacity > 0, "IOBuffer capacity must be positive")
         self.capacity = capacity
-        count = 0
+        storedCount = 0
         base = .allocate(byteCount: capacity, alignment: 64)
         Self.live.add(1, ordering: .relaxed)
     }
