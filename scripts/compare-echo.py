@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """coil-echo beside the C echo servers of the io_uring anchors, one session, one C load client.
 
-Builds the anchor harness in a scratch copy, then for each round runs every server at every
-(message size, connection count), one after another, each on a fresh port: coil-echo with 1 and
-2 workers, the C io_uring server with SINGLE_ISSUER|DEFER_TASKRUN, and the C epoll server. The
-servers' order is shuffled per round (seeded by the round), so that none always runs first or
-last in a round.
+Builds the anchor harness in a scratch copy, then for each round and each (message size,
+connection count) runs every server once, one after another in an order shuffled per point, each
+started fresh on its own port: coil-echo (the styles and worker counts asked for), the C io_uring
+server with SINGLE_ISSUER|DEFER_TASKRUN, and the C epoll server. Running the servers of one point
+back to back keeps them within seconds of each other, so they mostly share the VM's placement of
+its two vCPUs (which moves two-core results by up to 1.4x between runs), and pairs them: for each
+Coil server the script prints the median over rounds of its throughput and p99 divided by the C
+DEFER_TASKRUN server's in the same round and point, with a 95% bootstrap interval.
 Prints medians (min-max) of round trips per second, p99 latency and server CPU per round trip,
-and the Coil/best-C ratios.
+the Coil/best-C ratios, and the paired ratios.
 
 --pin CPU runs every server and the client on that one CPU: throughput is then set by the CPU
-time client and server spend per round trip together, which takes the VM's placement of its
-two vCPUs (it moves two-core results by up to 1.4x between runs) out of the comparison.
+time client and server spend per round trip together, which takes the placement out entirely.
+--control adds the C DEFER_TASKRUN binary a second time under another name (an A/A pair).
 """
 import argparse, os, random, re, shutil, socket, statistics, subprocess, sys, time
 
@@ -22,6 +25,12 @@ def wait_listening(port):
                 return
         time.sleep(0.05)
     raise SystemExit(f"nothing listens on {port}")
+
+def interval(ratios, draws=4000):
+    """A 95% bootstrap interval of the median of `ratios`."""
+    rng = random.Random(2026)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 def main():
     ap = argparse.ArgumentParser()
@@ -63,32 +72,34 @@ def main():
     conns = [int(x) for x in a.conns.split(",")]
     pin = ["taskset", "-c", a.pin] if a.pin is not None else []
     results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us)
+    by_round = {}  # (round, size, conns) -> server -> (rps, p99)
     port = a.port
     for rep in range(a.reps):
-        order = list(servers.items())
-        random.Random(rep).shuffle(order)
-        for name, command in order:
-            port += 1
-            proc = subprocess.Popen(pin + command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                wait_listening(port)
-                for size in sizes:
-                    for c in conns:
+        for size in sizes:
+            for c in conns:
+                order = list(servers.items())
+                random.Random(rep * 100_003 + size * 1009 + c).shuffle(order)
+                for name, command in order:
+                    port += 1
+                    proc = subprocess.Popen(pin + command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    try:
+                        wait_listening(port)
                         out = subprocess.run(pin + [f"{scratch}/bin/echo_client", "-p", str(port), "-c", str(c), "-s", str(size),
                                               "-d", str(a.duration), "-w", "0.5", "-l", "x", "-P", str(proc.pid)],
                                              capture_output=True, text=True).stdout
-                        m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) .*server_cpu=([0-9.]+)", out)
-                        if not m or m.group(3) != "0":
-                            print(f"# {name} {size} B {c} conns: failed: {out.strip()}", file=sys.stderr)
-                            continue
-                        rps, p99, cpu = int(m.group(1)), int(m.group(2)), float(m.group(4))
-                        results.setdefault((name, size, c), []).append((rps, p99, cpu / rps * 1e6 if rps else 0))
-            finally:
-                proc.send_signal(2)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                    finally:
+                        proc.send_signal(2)
+                        try:
+                            proc.wait(timeout=10)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                    m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) .*server_cpu=([0-9.]+)", out)
+                    if not m or m.group(3) != "0":
+                        print(f"# {name} {size} B {c} conns: failed: {out.strip()}", file=sys.stderr)
+                        continue
+                    rps, p99, cpu = int(m.group(1)), int(m.group(2)), float(m.group(4))
+                    results.setdefault((name, size, c), []).append((rps, p99, cpu / rps * 1e6 if rps else 0))
+                    by_round.setdefault((rep, size, c), {})[name] = (rps, p99)
         print(f"# round {rep + 1}/{a.reps} done", file=sys.stderr)
 
     def med(values):
@@ -123,6 +134,7 @@ def main():
             ratios.append(f"{c} conn {best_coil[0] / best_c[0]:.2f}x")
             tails.append(f"{c} conn {best_coil[1]:.0f} vs {best_c[1]:.0f} µs ({best_coil[2]} vs {best_c[2]})")
         print("\nbest Coil / best C: " + ", ".join(ratios))
+        print("p99 of the fastest Coil server vs the fastest C server: " + "; ".join(tails))
         if a.control:
             control = []
             for c in conns:
@@ -131,7 +143,27 @@ def main():
                     control.append(f"{c} conn {statistics.median([x[0] for x in two]) / statistics.median([x[0] for x in one]):.2f}x, "
                                    f"p99 {statistics.median([x[1] for x in two]):.0f} vs {statistics.median([x[1] for x in one]):.0f} µs")
             print("control (the C DEFER_TASKRUN server against itself): " + "; ".join(control))
-        print("p99 of the fastest Coil server vs the fastest C server: " + "; ".join(tails))
+        reference = "C io_uring DEFER_TASKRUN"
+        print(f"\nPaired with {reference} in the same round and point: median over rounds of the ratio "
+              "(95% bootstrap interval); throughput above 1.00 and p99 below 1.00 favour the first\n")
+        print("| server | " + " | ".join(f"{c} conn" for c in conns) + " |")
+        print("|---|" + "---|" * len(conns))
+        for name in servers:
+            if name == reference:
+                continue
+            cells = []
+            for c in conns:
+                pairs = [(r[name][0] / r[reference][0], r[name][1] / r[reference][1])
+                         for (rep, sz, cc), r in by_round.items()
+                         if sz == size and cc == c and name in r and reference in r and r[reference][0] and r[reference][1]]
+                if not pairs:
+                    cells.append("n/a")
+                    continue
+                t, p = [x[0] for x in pairs], [x[1] for x in pairs]
+                tl, th = interval(t)
+                pl, ph = interval(p)
+                cells.append(f"{statistics.median(t):.2f}x ({tl:.2f}–{th:.2f}); p99 {statistics.median(p):.2f}x ({pl:.2f}–{ph:.2f})")
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()
