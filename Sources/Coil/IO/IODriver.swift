@@ -245,8 +245,9 @@ final class IODriver: @unchecked Sendable {
     /// The buffer group multishot receives pick from (one group per ring).
     static let receiveGroup: UInt16 = 1
 
-    /// Created by the owner before its first multishot receive; freed with the driver (queued
-    /// items hold the driver, so the memory outlives every reader of it).
+    /// Created by the owner before its first multishot receive; freed with the driver (a receive
+    /// stream's sink keeps every driver its queued items name, so the memory outlives every
+    /// reader of it).
     private var receiveBuffers: ProvidedBufferRing? = nil
     /// `receiveBuffers.buffers`, for the per-message path (no retain of the ring object).
     private var receiveBufferRing: OpaquePointer? = nil

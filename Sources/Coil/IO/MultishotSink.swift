@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// Where a multishot operation's completions go (multishot accept, multishot receive): a queue of
-/// results under a spin lock (held for a few stores or one copy), the waiter's waker, and whether the kernel request is still armed.
+/// results under a spin lock (held for a few stores or one copy), the waiter's waker, and whether
+/// the kernel request is still armed.
 ///
 /// The kernel request is armed by the first consumer that finds the queue empty, and re-armed
 /// the same way after the kernel ends it (a completion without `IORING_CQE_F_MORE`). Closing
@@ -40,6 +41,7 @@ final class MultishotSink: @unchecked Sendable {
             storage = .allocate(capacity: capacity)
         }
 
+        // Items are plain values (no references to release): the storage goes as it is.
         deinit { storage.deallocate() }
 
         var isEmpty: Bool { count == 0 }
