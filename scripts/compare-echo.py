@@ -71,7 +71,7 @@ def main():
     sizes = [int(x) for x in a.sizes.split(",")]
     conns = [int(x) for x in a.conns.split(",")]
     pin = ["taskset", "-c", a.pin] if a.pin is not None else []
-    results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us)
+    results = {}  # (server, size, conns) -> list of (rps, p99, cpu_per_rt_us, client_cores)
     by_round = {}  # (round, size, conns) -> server -> (rps, p99)
     port = a.port
     for rep in range(a.reps):
@@ -93,19 +93,20 @@ def main():
                             proc.wait(timeout=10)
                         except subprocess.TimeoutExpired:
                             proc.kill()
-                    m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) .*server_cpu=([0-9.]+)", out)
+                    m = re.search(r"value=(\d+) req/s .*p99_us=(\d+) errors=(\d+) client_cpu=([0-9.]+) server_cpu=([0-9.]+)", out)
                     if not m or m.group(3) != "0":
                         print(f"# {name} {size} B {c} conns: failed: {out.strip()}", file=sys.stderr)
                         continue
-                    rps, p99, cpu = int(m.group(1)), int(m.group(2)), float(m.group(4))
-                    results.setdefault((name, size, c), []).append((rps, p99, cpu / rps * 1e6 if rps else 0))
+                    rps, p99, client, cpu = int(m.group(1)), int(m.group(2)), float(m.group(4)), float(m.group(5))
+                    results.setdefault((name, size, c), []).append((rps, p99, cpu / rps * 1e6 if rps else 0, client))
                     by_round.setdefault((rep, size, c), {})[name] = (rps, p99)
         print(f"# round {rep + 1}/{a.reps} done", file=sys.stderr)
 
     def med(values):
         return statistics.median(values), min(values), max(values)
     for size in sizes:
-        print(f"\n### {size}-byte messages: round trips/s (thousands), median of {a.reps} (min-max); p99 µs; server CPU µs per round trip\n")
+        print(f"\n### {size}-byte messages: round trips/s (thousands), median of {a.reps} (min-max); p99 µs; server CPU µs per round trip; "
+              "cores the load client used (a single-threaded client at 1.00 is saturated)\n")
         print("| server | " + " | ".join(f"{c} conn" for c in conns) + " |")
         print("|---|" + "---|" * len(conns))
         for name in servers:
@@ -118,7 +119,8 @@ def main():
                 r, lo, hi = med([x[0] for x in rows])
                 p99 = statistics.median([x[1] for x in rows])
                 cpu = statistics.median([x[2] for x in rows])
-                cells.append(f"{r/1000:.1f} ({lo/1000:.1f}–{hi/1000:.1f}); p99 {p99:.0f}; {cpu:.2f} µs")
+                client = statistics.median([x[3] for x in rows])
+                cells.append(f"{r/1000:.1f} ({lo/1000:.1f}–{hi/1000:.1f}); p99 {p99:.0f}; {cpu:.2f} µs; client {client:.2f}")
             print(f"| {name} | " + " | ".join(cells) + " |")
         ratios, tails = [], []
         for c in conns:

@@ -10,6 +10,7 @@
 #   scripts/echo-instructions.sh c     /tmp/coil-uring-anchor/bin/uring_echo defer [CONNS]
 #
 # (compare-echo.py builds the anchors' binaries into /tmp/coil-uring-anchor/bin.) Needs valgrind.
+# KEEP=FILE keeps callgrind's output there, for callgrind_annotate --inclusive=yes FILE.
 set -euo pipefail
 kind=$1 binary=$2 style=$3 conns=${4:-16} port=${PORT:-27200}
 client=${CLIENT:-/tmp/coil-uring-anchor/bin/echo_client}
@@ -35,6 +36,7 @@ sleep 5
 callgrind_control -d "$server" >/dev/null 2>&1
 wait "$load" || true
 kill -9 "$server" 2>/dev/null; wait "$server" 2>/dev/null || true
+if [[ -n ${KEEP:-} ]]; then cp "$(ls "$work"/out.* | tail -1)" "$KEEP"; fi
 python3 - "$(ls "$work"/out.* | tail -1)" "$sends" <<'PY'
 import re, sys
 path, sends = sys.argv[1], sys.argv[2]

@@ -51,6 +51,10 @@ unsigned coil_ring_cq_entries(const coil_ring_t *r) { return r->ring.cq.ring_ent
 uint64_t coil_ring_wakeups(const coil_ring_t *r) { return r->wakeups; }
 uint64_t coil_ring_overflow_flushes(const coil_ring_t *r) { return r->overflow_flushes; }
 unsigned coil_ring_sq_pending(const coil_ring_t *r) { return io_uring_sq_ready(&r->ring); }
+bool coil_ring_has_events(const coil_ring_t *r) {
+    if (io_uring_cq_ready(&r->ring) > 0) return true;
+    return (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+}
 /* Returns 0 and an SQE in *out, submitting first when the SQ is full (never drops). */
 static inline int coil_ring_get_sqe(coil_ring_t *r, struct io_uring_sqe **out) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);

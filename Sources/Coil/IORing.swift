@@ -97,6 +97,12 @@ public final class IORing {
     public var completionEntries: Int { Int(coil_ring_cq_entries(ring)) }
     /// Operations prepared and not yet submitted.
     public var pendingSubmissions: Int { Int(coil_ring_sq_pending(ring)) }
+    /// Whether a reap would find completions without waiting: some in the completion queue, or
+    /// some the kernel holds back and flags (deferred task work, with `.taskrunFlag` among the
+    /// setup flags; overflow). Read from the ring's shared memory, with no system call, so a
+    /// thread can watch it while it yields. False when the ring cannot tell (deferred task work
+    /// without `.taskrunFlag`).
+    public var hasCompletions: Bool { coil_ring_has_events(ring) }
 
     /// Makes sure `count` operations can be prepared back to back in one submission (an operation
     /// and its linked timeout), submitting what is queued if needed.

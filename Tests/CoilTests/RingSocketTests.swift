@@ -44,13 +44,8 @@ final class RingSocketTests: XCTestCase {
     /// drained socket waits for the next bytes and gets them.
     func testReceiveReportsBytesLeftAndPollFirstWaitsForData() throws {
         let ring = try IORing(entries: 16)
-        let listener = try makeLoopbackListener()
-        defer { close(listener.fd) }
-        let client = try connectLoopback(port: listener.port)
-        defer { close(client) }
-        let server = accept(listener.fd, nil, nil)
-        XCTAssertGreaterThanOrEqual(server, 0)
-        defer { close(server) }
+        let (client, server) = try makeLoopbackPair()
+        defer { close(client); close(server) }
 
         sendAll(client, Array("0123456789".utf8))
         var received = [UInt8](repeating: 0, count: 16)
@@ -81,6 +76,36 @@ final class RingSocketTests: XCTestCase {
             XCTAssertEqual(late.result, 4)
         }
         XCTAssertEqual(String(decoding: received[0..<4], as: UTF8.self), "late")
+    }
+
+    /// `hasCompletions` sees a completion the kernel still holds as deferred task work (the
+    /// receive's data arrived after it was armed), before any system call posts it; and one
+    /// that is already in the completion queue.
+    func testHasCompletionsSeesDeferredAndPostedCompletions() throws {
+        let ring = try IORing(entries: 8)
+        let (client, server) = try makeLoopbackPair()
+        defer { close(client); close(server) }
+
+        var received = [UInt8](repeating: 0, count: 16)
+        try received.withUnsafeMutableBytes { bytes in
+            try ring.prepareReceive(fd: server, into: bytes, pollFirst: true, userData: 7)
+            try ring.submit()
+            XCTAssertFalse(ring.hasCompletions, "nothing has arrived")
+            sendAll(client, Array("ready".utf8))
+            if ring.setupFlags.contains(.taskrunFlag) || !ring.setupFlags.contains(.deferTaskrun) {
+                let deadline = ContinuousClock.now + .seconds(5)
+                while !ring.hasCompletions && ContinuousClock.now < deadline { sched_yield() }
+                XCTAssertTrue(ring.hasCompletions, "the receive completed (setup \(ring.setupFlags))")
+            }
+            let completion = try ring.collect(1)[0]
+            XCTAssertEqual(completion.userData, 7)
+            XCTAssertEqual(completion.result, 5)
+            XCTAssertFalse(ring.hasCompletions, "reaped")
+        }
+        try ring.prepareNop(userData: 8)
+        try ring.submit()
+        XCTAssertTrue(ring.hasCompletions, "a NOP completes at submission")
+        XCTAssertEqual(try ring.collect(1)[0].userData, 8)
     }
 
     func testConnectThroughTheRing() throws {

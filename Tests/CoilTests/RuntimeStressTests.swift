@@ -60,10 +60,14 @@ final class RuntimeStressTests: XCTestCase {
     }
 
     /// The same with a read pending on the worker's ring the whole time, so that it parks in the
-    /// ring (not on the futex) and every wake from the other thread goes through its eventfd.
+    /// ring (not on the futex) and every wake from the other thread goes through its eventfd. A
+    /// worker with siblings first yields watching its ring and its park word; with a spin so long
+    /// that wakes land in it, they are taken there.
     func testNoLostWakeupsWhileParkedInTheRing() throws {
         for (name, builder) in [("current-thread", Runtime.Builder.currentThread()),
-                                ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1))] {
+                                ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1)),
+                                ("multi-thread(2)", Runtime.Builder.multiThread().workerThreads(2)),
+                                ("multi-thread(2), spins 100000", Runtime.Builder.multiThread().workerThreads(2).spinBeforeParking(yields: 100_000))] {
             let runtime = try builder.build()
             let (client, accepted) = try runtime.blockOn { () async throws -> (TCPStream, TCPStream) in
                 let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
@@ -76,7 +80,12 @@ final class RuntimeStressTests: XCTestCase {
                 XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 1 }, name)
             }
             try echoRoundsFromAnotherThread(runtime, name, keepInFlight: true)
-            XCTAssertGreaterThan(runtime.metrics.workers[0].ringParks, 0, "\(name): \(runtime.metrics)")
+            let metrics = runtime.metrics
+            if name.hasSuffix("spins 100000") {
+                XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.spinWakes }, 0, "\(name): \(metrics)")
+            } else {
+                XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.ringParks }, 0, "\(name): \(metrics)")
+            }
             pending.cancel()
             let cancelled = runtime.blockOn { () async -> Bool in (try? await pending.value) == nil }
             XCTAssertTrue(cancelled, name)

@@ -125,6 +125,10 @@ uint64_t coil_ring_wakeups(const coil_ring_t *r);
 uint64_t coil_ring_overflow_flushes(const coil_ring_t *r);
 /* SQEs prepared and not yet submitted. */
 unsigned coil_ring_sq_pending(const coil_ring_t *r);
+/* Whether a reap would find something without waiting: completions in the CQ, or ones the kernel
+ * holds back and flags (deferred task work with TASKRUN_FLAG, overflow). False when the ring
+ * cannot tell (DEFER_TASKRUN without TASKRUN_FLAG). Reads shared memory only: no system call. */
+bool coil_ring_has_events(const coil_ring_t *r);
 
 /* ---- submission --------------------------------------------------------------------------- */
 

@@ -51,7 +51,8 @@ extension Runtime {
         public func threadKeepAlive(_ duration: Duration) -> Builder { with { $0.blockingKeepAlive = duration } }
         /// Units of cooperative budget a task gets per poll (default 128).
         public func budget(_ units: Int) -> Builder { with { $0.budget = Int32(clamping: units) } }
-        /// How many times an idle worker with no I/O in flight, or a thread waiting in `blockOn`,
+        /// How many times an idle worker with no I/O in flight, a worker of several with I/O in
+        /// flight (watching its ring for completions too), or a thread waiting in `blockOn`
         /// gives up the CPU (`sched_yield`, about half a microsecond each when nothing else
         /// wants to run) watching for a wake before it sleeps (default 32; 0: sleep at once). A
         /// wake that lands meanwhile costs no system call and no sleep and wake-up in the kernel,

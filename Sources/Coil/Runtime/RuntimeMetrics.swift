@@ -13,8 +13,9 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         public var parks: UInt64
         /// Of those, the parks in its ring.
         public var ringParks: UInt64
-        /// Times an unpark reached it while it was still yielding before a futex park (see
-        /// `Runtime.Builder.spinBeforeParking(yields:)`); these are not counted in `parks`.
+        /// Times work reached it while it was still yielding before a park (an unpark, or a
+        /// completion in its ring; see `Runtime.Builder.spinBeforeParking(yields:)`); these are
+        /// not counted in `parks`.
         public var spinWakes: UInt64
         /// Times its local queue was full and half of it moved to the inject queue.
         public var overflows: UInt64

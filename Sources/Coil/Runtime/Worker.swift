@@ -393,6 +393,15 @@ final class Worker: @unchecked Sendable {
     /// driver on a condition variable the same way.) Nothing can start an operation on this ring
     /// but its owner, so `inFlight` cannot change while it sleeps; other threads hand operations
     /// over through `IODriver.remote` and `unpark`, which wakes the futex.
+    ///
+    /// A worker with siblings also yields for a while before waiting in its ring, watching for
+    /// completions. Each worker's connections complete on its own ring, so with several workers
+    /// each one runs out of work often, between short gaps of its own connections; sleeping
+    /// through every gap costs a sleep and a wake-up each time (on a VM, a halted vCPU to bring
+    /// back: about 25 µs), and with more runnable threads than cores (a load client on the same
+    /// machine) it also hands the CPU around through the scheduler. A lone worker waits in the
+    /// ring at once: it rarely finds the ring empty under load, and yielding first would cost it
+    /// a second `io_uring_enter` per park (BENCHMARKS.md, "Two workers").
     func park(deadline: UInt64?) {
         let onFutex = ringPointer == nil || io.inFlight == 0
         if parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
@@ -403,7 +412,13 @@ final class Worker: @unchecked Sendable {
         // way out submits it here (one system call per park, not two).
         if onFutex {
             submitPending()
-            if spinBeforeSleeping() { return }
+            if spinBeforeSleeping(watching: nil) { return }
+        } else if workerCount > 1, let ringPointer {
+            submitPending()
+            if spinBeforeSleeping(watching: ringPointer) {
+                reapCompletions()
+                return
+            }
         }
         let parkedAs = onFutex ? Worker.parkedOnFutex : Worker.parkedInRing
         guard parkWord.pointee.compareExchange(expected: Worker.running, desired: parkedAs, ordering: .acquiringAndReleasing).exchanged else {
@@ -430,22 +445,27 @@ final class Worker: @unchecked Sendable {
         reapCompletions()
     }
 
-    /// Before sleeping on the futex, gives the CPU away up to `parkSpins` times (`sched_yield`),
-    /// watching for an unpark. The park word stays `running` meanwhile, so an unpark is one
-    /// exchange with no system call, and the wake costs this thread no trip through the
-    /// scheduler's sleep and wake-up (on a VM, no halted vCPU to bring back). Work handed over
-    /// within a few microseconds of the worker going idle (a join, a reply, the next spawn)
-    /// is picked up at once. Returns true if an unpark came (consumed).
-    private func spinBeforeSleeping() -> Bool {
+    /// Before sleeping, gives the CPU away up to `parkSpins` times (`sched_yield`), watching for
+    /// an unpark and, given `ring`, for completions there (read from the ring's shared memory:
+    /// no system call). The park word stays `running` meanwhile, so an unpark is one exchange
+    /// with no system call, and the wake costs this thread no trip through the scheduler's sleep
+    /// and wake-up (on a VM, no halted vCPU to bring back). Work handed over within a few
+    /// microseconds of the worker going idle (a join, a reply, the next spawn, a completion) is
+    /// picked up at once. Returns true if an unpark came (consumed) or the ring has completions.
+    private func spinBeforeSleeping(watching ring: OpaquePointer?) -> Bool {
         let spins = shared.config.parkSpins
         guard spins > 0 else { return false }
+        var completed = false
         for _ in 0..<spins {
+            if let ring, coil_ring_has_events(ring) {
+                completed = true
+                break
+            }
             if parkWord.pointee.load(ordering: .relaxed) == Worker.notified { break }
             sched_yield()
         }
-        guard parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged else {
-            return false
-        }
+        let notified = parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged
+        guard notified || completed else { return false }
         spinWakes.store(spinWakes.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         return true
     }

@@ -1,7 +1,7 @@
 // coil-echo: a TCP echo server on Coil's public API.
 //
 //   coil-echo [--host 127.0.0.1] [--port 7000] [--workers N] [--buffer 16384] [--reuse-port]
-//             [--style futures|multishot|linked|async]
+//             [--style futures|multishot|linked|async] [--metrics]
 //
 // Each connection is served by a Coil task running a hand-written future (`--style futures`,
 // the default: EchoConnection.swift), or by a Swift task on the runtime's executor awaiting the
@@ -10,7 +10,8 @@
 // each reply linked with the next read (writeThenRead): one wake per round trip.
 //
 // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets connections
-// in flight finish (up to 5 seconds), closes everything and prints what it served.
+// in flight finish (up to 5 seconds), closes everything and prints what it served (and, with
+// `--metrics`, the runtime's counters: polls, steals, parks per worker).
 import Coil
 import Synchronization
 
@@ -25,6 +26,7 @@ struct Options {
     var bufferSize = 16384
     var reusePort = false
     var style = Style.futures
+    var metrics = false
 
     enum Style: String { case futures, multishot, linked, async }
 
@@ -42,9 +44,10 @@ struct Options {
             case "--workers": options.workers = Int(value(argument)) ?? { fail("--workers: not a number") }()
             case "--buffer": options.bufferSize = Int(value(argument)) ?? { fail("--buffer: not a number") }()
             case "--reuse-port": options.reusePort = true
+            case "--metrics": options.metrics = true
             case "--style": options.style = Style(rawValue: value(argument)) ?? { fail("--style: futures, multishot, linked or async") }()
             case "-h", "--help":
-                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port] [--style futures|multishot|linked|async]")
+                print("usage: coil-echo [--host H] [--port P] [--workers N (0: one per core)] [--buffer BYTES] [--reuse-port] [--style futures|multishot|linked|async] [--metrics]")
                 exit(0)
             default: fail("unknown argument \(argument)")
             }
@@ -177,5 +180,6 @@ do {
         }
     }
 }
+if options.metrics { print("coil-echo: \(runtime.metrics)") }
 let clean = runtime.shutdown(timeout: .seconds(5))
 print("coil-echo: served \(stats.served.load(ordering: .relaxed)) connections, \(stats.bytes.load(ordering: .relaxed)) bytes, \(stats.errors.load(ordering: .relaxed)) ended by errors; shutdown \(clean ? "clean" : "timed out")")
