@@ -78,6 +78,6 @@ public struct RuntimeMetrics: Sendable, CustomStringConvertible {
         let perWorker = workers.enumerated().map { index, worker in
             "w\(index): polls=\(worker.polls) steals=\(worker.steals) parks=\(worker.parks) ringParks=\(worker.ringParks) spinWakes=\(worker.spinWakes) overflows=\(worker.overflows) local=\(worker.localQueueDepth)"
         }.joined(separator: "; ")
-        return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) blocking=\(blockingThreads) io=\(ioInFlight) [\(perWorker)]"
+        return "workers=\(workerCount) alive=\(aliveTasks) inject=\(injectQueueDepth) remote=\(remoteSchedules) blocking=\(blockingThreads) io=\(ioInFlight) [\(perWorker)]"
     }
 }
