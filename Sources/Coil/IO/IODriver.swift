@@ -309,9 +309,12 @@ final class IODriver: @unchecked Sendable {
                 if result >= 0 { result = -op.injectedErrno }
                 op.injectedErrno = 0
             }
-            if let sink = op.sink {
+            if op.sink != nil {
                 let more = coil_cqe_has_more(flags)
-                sink.deliver(result: result, flags: flags, isFinal: !more, driver: self)
+                // Unretained: the record keeps its sink until `recycle` below.
+                Unmanaged.passUnretained(op.sink!)._withUnsafeGuaranteedRef {
+                    $0.deliver(result: result, flags: flags, isFinal: !more, driver: self)
+                }
                 if more { return false }
                 inFlight -= 1
                 op.inFlight = false

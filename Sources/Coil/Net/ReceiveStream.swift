@@ -81,25 +81,29 @@ public final class ReceiveStream: @unchecked Sendable {
 /// The future of ``ReceiveStream/read(into:)``.
 public struct ReceiveFuture: ~Copyable, Future {
     let receiver: ReceiveStream
+    /// `receiver.sink`, unretained: `receiver` keeps it, so a call through it needs no reference.
+    let sink: Unmanaged<MultishotSink>
     let buffer: IOBuffer
     /// The plain receive made when the provided buffers ran out.
     var direct: IOFuture<Int>? = nil
 
     init(receiver: ReceiveStream, buffer: IOBuffer) {
         self.receiver = receiver
+        sink = Unmanaged.passUnretained(receiver.sink)
         self.buffer = buffer
     }
 
     public mutating func poll(_ context: inout Context) -> Poll<Result<Int, IOError>> {
         if direct == nil {
             guard Coop.proceed(&context) else { return .pending }
-            switch receiver.sink.receive(into: buffer, context.waker) {
+            let received = sink._withUnsafeGuaranteedRef { $0.receive(into: buffer, context.waker) }
+            switch received {
             case .ready(let result):
                 return .ready(result >= 0 ? .success(Int(result)) : .failure(IOError(operation: "recv", errno: -result)))
             case .pending:
                 return .pending
             case .arm:
-                receiver.sink.armed(receiver.arm())
+                sink._withUnsafeGuaranteedRef { $0.armed(receiver.arm()) }
                 return .pending
             case .readDirectly:
                 IODiagnostics.receiveBufferExhaustions.add(1, ordering: .relaxed)
