@@ -1,5 +1,6 @@
 import Coil
 import CoilTestSupport
+import Synchronization
 import XCTest
 
 #if canImport(Glibc)
@@ -59,32 +60,32 @@ final class RuntimeStressTests: XCTestCase {
         }
     }
 
-    /// The same with a read pending on the worker's ring the whole time, so that it parks in the
-    /// ring (not on the futex) and every wake from the other thread goes through its eventfd. A
-    /// worker with siblings first yields watching its ring and its park word; with a spin so long
-    /// that wakes land in it, they are taken there.
+    /// The same with a read pending on the worker's ring the whole time, so that it waits in the
+    /// ring (not on the futex) and, without a spin, every wake from the other thread goes through
+    /// its eventfd. With the default spin, wakes also land while the worker yields watching its
+    /// ring and its park word; with a spin so long that they all do, they are taken there.
     func testNoLostWakeupsWhileParkedInTheRing() throws {
+        var flavours: [(String, Runtime.Builder)] = []
         for (name, builder) in [("current-thread", Runtime.Builder.currentThread()),
                                 ("multi-thread(1)", Runtime.Builder.multiThread().workerThreads(1)),
-                                ("multi-thread(2)", Runtime.Builder.multiThread().workerThreads(2)),
-                                ("multi-thread(2), spins 100000", Runtime.Builder.multiThread().workerThreads(2).spinBeforeParking(yields: 100_000))] {
+                                ("multi-thread(2)", Runtime.Builder.multiThread().workerThreads(2))] {
+            flavours.append(("\(name), spins 0", builder.spinBeforeParking(yields: 0)))
+            flavours.append(("\(name), spins 32", builder.spinBeforeParking(yields: 32)))
+        }
+        flavours.append(("multi-thread(2), spins 100000", Runtime.Builder.multiThread().workerThreads(2).spinBeforeParking(yields: 100_000)))
+        for (name, builder) in flavours {
             let runtime = try builder.build()
-            let (client, accepted) = try runtime.blockOn { () async throws -> (TCPStream, TCPStream) in
-                let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
-                defer { listener.close() }
-                let client = try await TCPStream.connect(to: listener.localAddress)
-                return (client, try await listener.accept())
-            }
+            let (client, accepted) = try loopbackStreams(on: runtime)
             let pending = Task(executorPreference: runtime) { try await client.read(into: IOBuffer(capacity: 16)) }
-            if name != "current-thread" {
+            if !name.hasPrefix("current-thread") {
                 XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 1 }, name)
             }
             try echoRoundsFromAnotherThread(runtime, name, keepInFlight: true)
             let metrics = runtime.metrics
-            if name.hasSuffix("spins 100000") {
-                XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.spinWakes }, 0, "\(name): \(metrics)")
-            } else {
+            if name.hasSuffix("spins 0") {
                 XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.ringParks }, 0, "\(name): \(metrics)")
+            } else if name.hasSuffix("spins 100000") {
+                XCTAssertGreaterThan(metrics.workers.reduce(0) { $0 + $1.spinWakes }, 0, "\(name): \(metrics)")
             }
             pending.cancel()
             let cancelled = runtime.blockOn { () async -> Bool in (try? await pending.value) == nil }
@@ -97,11 +98,66 @@ final class RuntimeStressTests: XCTestCase {
         }
     }
 
+    /// A cancel handed over from another thread (a Swift task cancelled from outside the runtime)
+    /// reaches a worker that is idle with the task's read in flight, wherever the hand-over's
+    /// unpark lands: while the worker waits in its ring, while it yields before that, or just
+    /// before it parks. Each round first keeps the worker busy with wakes from another thread
+    /// (1,000 echoes), then cancels. A worker that took the cancel's unpark without waiting and
+    /// went back to park without taking in the hand-over waited forever: this test then fails
+    /// its round after 5 s (the loop of the test above hung on it about once in 40 runs).
+    func testRemoteCancelsReachAnIdleWorker() throws {
+        let rounds = 40 * stressScale
+        for (name, builder) in [("multi-thread(1), spins 0", Runtime.Builder.multiThread().workerThreads(1).spinBeforeParking(yields: 0)),
+                                ("multi-thread(1), spins 32", Runtime.Builder.multiThread().workerThreads(1)),
+                                ("multi-thread(2), spins 32", Runtime.Builder.multiThread().workerThreads(2))] {
+            let runtime = try builder.build()
+            let (client, accepted) = try loopbackStreams(on: runtime)
+            for round in 0..<rounds {
+                let ended = AtomicFlag()
+                let reader = Task(executorPreference: runtime) {
+                    do throws(IOError) {
+                        _ = try await client.read(into: IOBuffer(capacity: 16))
+                        ended.state.store(1, ordering: .releasing)
+                    } catch {
+                        ended.state.store(error.errno == ECANCELED ? 2 : 3, ordering: .releasing)
+                    }
+                }
+                guard eventually({ runtime.metrics.ioInFlight == 1 }) else {
+                    XCTFail("\(name), round \(round): the read never started: \(runtime.metrics)")
+                    break
+                }
+                try echoRoundsFromAnotherThread(runtime, name, keepInFlight: true, rounds: 1_000)
+                reader.cancel()
+                guard eventually({ ended.state.load(ordering: .acquiring) != 0 }) else {
+                    XCTFail("\(name), round \(round): the cancel never reached the worker: \(runtime.metrics)")
+                    break
+                }
+                XCTAssertEqual(ended.state.load(ordering: .acquiring), 2, "\(name), round \(round): ends with ECANCELED")
+            }
+            XCTAssertTrue(eventually { runtime.metrics.ioInFlight == 0 }, name)
+            try runtime.blockOn { () async throws in
+                try await client.close()
+                try await accepted.close()
+            }
+            XCTAssertTrue(runtime.shutdown(timeout: .seconds(10)), name)
+        }
+    }
+
+    /// A connected pair of loopback TCP streams made on `runtime` (client side, accepted side).
+    private func loopbackStreams(on runtime: Runtime) throws -> (TCPStream, TCPStream) {
+        try runtime.blockOn { () async throws -> (TCPStream, TCPStream) in
+            let listener = try TCPListener.bind(host: "127.0.0.1", port: 0)
+            defer { listener.close() }
+            let client = try await TCPStream.connect(to: listener.localAddress)
+            return (client, try await listener.accept())
+        }
+    }
+
     /// One value at a time from an outside thread to a task and back, ten thousand times: any
     /// lost wake-up hangs a round (caught by the deadline). `keepInFlight`: the I/O the caller
     /// left pending must still be in flight at the end.
-    private func echoRoundsFromAnotherThread(_ runtime: Runtime, _ name: String, keepInFlight: Bool = false) throws {
-        let rounds = 10_000 * max(1, stressScale / 5)
+    private func echoRoundsFromAnotherThread(_ runtime: Runtime, _ name: String, keepInFlight: Bool = false,
+                                             rounds: Int = 10_000 * max(1, stressScale / 5)) throws {
         let (toTask, fromOutside) = MPSC.unboundedChannel(of: Int.self)
         let (toOutside, fromTask) = MPSC.unboundedChannel(of: Int.self)
         let echo = runtime.spawn(EchoLoop(input: fromOutside, output: toOutside))
@@ -276,4 +332,9 @@ struct DropCounting<Inner: Future & ~Copyable>: ~Copyable, Future {
     mutating func poll(_ context: inout Context) -> Poll<Inner.Output> { inner.poll(&context) }
 
     deinit { dropped.increment() }
+}
+
+/// How a task ended, set once by the task and read by the test thread (0: not yet).
+private final class AtomicFlag: Sendable {
+    let state = Atomic<Int>(0)
 }

@@ -402,20 +402,28 @@ final class Worker: @unchecked Sendable {
     /// machine) it also hands the CPU around through the scheduler. A lone worker waits in the
     /// ring at once: it rarely finds the ring empty under load, and yielding first would cost it
     /// a second `io_uring_enter` per park (BENCHMARKS.md, "Two workers").
+    ///
+    /// Every way out that takes an unpark also takes in what other threads handed the driver
+    /// (`IODriver.remote`: operations to start, cancels, released records): the unpark may have
+    /// been for that, and the caller goes back to parking when it finds no task to run.
     func park(deadline: UInt64?) {
         let onFutex = ringPointer == nil || io.inFlight == 0
         if parkWord.pointee.compareExchange(expected: Worker.notified, desired: Worker.running, ordering: .acquiring).exchanged {
-            submitPending()
+            takeHandOvers()
             return
         }
         // Waiting in the ring submits what is prepared with the same `io_uring_enter`; every other
         // way out submits it here (one system call per park, not two).
         if onFutex {
             submitPending()
-            if spinBeforeSleeping(watching: nil) { return }
+            if spinBeforeSleeping(watching: nil) {
+                takeHandOvers()
+                return
+            }
         } else if workerCount > 1, let ringPointer {
             submitPending()
             if spinBeforeSleeping(watching: ringPointer) {
+                // Takes in hand-overs too (what they prepare goes with the next submission).
                 reapCompletions()
                 return
             }
@@ -423,7 +431,7 @@ final class Worker: @unchecked Sendable {
         let parkedAs = onFutex ? Worker.parkedOnFutex : Worker.parkedInRing
         guard parkWord.pointee.compareExchange(expected: Worker.running, desired: parkedAs, ordering: .acquiringAndReleasing).exchanged else {
             _ = parkWord.pointee.exchange(Worker.running, ordering: .acquiring)
-            if !onFutex { submitPending() }
+            takeHandOvers()
             return
         }
         parks.store(parks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
@@ -443,6 +451,14 @@ final class Worker: @unchecked Sendable {
         }
         _ = parkWord.pointee.exchange(Worker.running, ordering: .acquiring)
         reapCompletions()
+    }
+
+    /// An unpark was taken without a wait: operations, cancels and records other threads handed
+    /// the driver are taken in (the unpark may have been for them), and what is prepared goes to
+    /// the kernel.
+    private func takeHandOvers() {
+        io.processRemote()
+        submitPending()
     }
 
     /// Before sleeping, gives the CPU away up to `parkSpins` times (`sched_yield`), watching for
