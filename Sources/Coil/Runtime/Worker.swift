@@ -394,14 +394,13 @@ final class Worker: @unchecked Sendable {
     /// but its owner, so `inFlight` cannot change while it sleeps; other threads hand operations
     /// over through `IODriver.remote` and `unpark`, which wakes the futex.
     ///
-    /// A worker with siblings also yields for a while before waiting in its ring, watching for
-    /// completions. Each worker's connections complete on its own ring, so with several workers
-    /// each one runs out of work often, between short gaps of its own connections; sleeping
-    /// through every gap costs a sleep and a wake-up each time (on a VM, a halted vCPU to bring
-    /// back: about 25 µs), and with more runnable threads than cores (a load client on the same
-    /// machine) it also hands the CPU around through the scheduler. A lone worker waits in the
-    /// ring at once: it rarely finds the ring empty under load, and yielding first would cost it
-    /// a second `io_uring_enter` per park (BENCHMARKS.md, "Two workers").
+    /// With operations in flight it also yields for a while before waiting in its ring, watching
+    /// for completions. A worker runs out of work often, between short gaps of its own
+    /// connections (more often with several workers, each with its own ring); sleeping through
+    /// every gap costs a sleep and a wake-up each time (on a VM, a halted vCPU to bring back:
+    /// about 25 µs, 40 µs of each round trip of a lone connection), and with more runnable
+    /// threads than cores (a load client on the same machine) it also hands the CPU around
+    /// through the scheduler (BENCHMARKS.md, "Yielding before a ring park").
     ///
     /// Every way out that takes an unpark also takes in what other threads handed the driver
     /// (`IODriver.remote`: operations to start, cancels, released records): the unpark may have
@@ -420,7 +419,7 @@ final class Worker: @unchecked Sendable {
                 takeHandOvers()
                 return
             }
-        } else if workerCount > 1, let ringPointer {
+        } else if let ringPointer {
             submitPending()
             if spinBeforeSleeping(watching: ringPointer) {
                 // Takes in hand-overs too (what they prepare goes with the next submission).
