@@ -106,7 +106,7 @@ final class RuntimeStressTests: XCTestCase {
     /// went back to park without taking in the hand-over waited forever: this test then fails
     /// its round after 5 s (the loop of the test above hung on it about once in 40 runs).
     func testRemoteCancelsReachAnIdleWorker() throws {
-        let rounds = 40 * stressScale
+        let rounds = 40 * max(1, stressScale / 5)
         for (name, builder) in [("multi-thread(1), spins 0", Runtime.Builder.multiThread().workerThreads(1).spinBeforeParking(yields: 0)),
                                 ("multi-thread(1), spins 32", Runtime.Builder.multiThread().workerThreads(1)),
                                 ("multi-thread(2), spins 32", Runtime.Builder.multiThread().workerThreads(2))] {
