@@ -113,7 +113,7 @@ final class RuntimeStressTests: XCTestCase {
             let runtime = try builder.build()
             let (client, accepted) = try loopbackStreams(on: runtime)
             for round in 0..<rounds {
-                let ended = AtomicFlag()
+                let ended = ReadOutcome()
                 let reader = Task(executorPreference: runtime) {
                     do throws(IOError) {
                         _ = try await client.read(into: IOBuffer(capacity: 16))
@@ -334,7 +334,8 @@ struct DropCounting<Inner: Future & ~Copyable>: ~Copyable, Future {
     deinit { dropped.increment() }
 }
 
-/// How a task ended, set once by the task and read by the test thread (0: not yet).
-private final class AtomicFlag: Sendable {
+/// How a read ended (1: bytes, 2: ECANCELED, 3: another error; 0: not yet), set once by the
+/// reading task and read by the test thread.
+private final class ReadOutcome: Sendable {
     let state = Atomic<Int>(0)
 }

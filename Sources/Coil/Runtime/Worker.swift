@@ -411,15 +411,16 @@ final class Worker: @unchecked Sendable {
             takeHandOvers()
             return
         }
-        // Waiting in the ring submits what is prepared with the same `io_uring_enter`; every other
-        // way out submits it here (one system call per park, not two).
+        // Before yielding, what is prepared goes to the kernel (its completions can end the
+        // yielding). A ring wait without yielding (`parkSpins` 0) submits it with the same
+        // `io_uring_enter` it waits in: one system call per park, not two.
         if onFutex {
             submitPending()
             if spinBeforeSleeping(watching: nil) {
                 takeHandOvers()
                 return
             }
-        } else if let ringPointer {
+        } else if shared.config.parkSpins > 0, let ringPointer {
             submitPending()
             if spinBeforeSleeping(watching: ringPointer) {
                 // Takes in hand-overs too (what they prepare goes with the next submission).
